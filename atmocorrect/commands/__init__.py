@@ -1,0 +1,1 @@
+"""One module per ``atmocorrect`` subcommand (see :mod:`atmocorrect.cli`)."""

@@ -1,0 +1,15 @@
+"""`atmocorrect train` (not yet implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UsageError("'atmocorrect train' is not implemented yet")
