@@ -291,7 +291,7 @@ def write_checkpoint(
 def write_analytic_checkpoint(
     directory: str | Path,
     field: str | Sequence[str],
-    units: str = "1",
+    units: str | Sequence[str] = "1",
     tendency: float | None = None,
     relax_to: float | None = None,
     timescale: float | None = None,
@@ -306,6 +306,11 @@ def write_analytic_checkpoint(
     at its ``at_call``-th step, to exercise the failure paths.
     """
     names = [field] if isinstance(field, str) else list(field)
+    unit_list = [units] * len(names) if isinstance(units, str) else list(units)
+    if len(unit_list) == 1:
+        unit_list = unit_list * len(names)
+    if len(unit_list) != len(names):
+        raise UsageError(f"{len(unit_list)} units given for {len(names)} fields; give one, or one per field")
     if (tendency is None) == (relax_to is None):
         raise UsageError("give exactly one of tendency, or relax_to with timescale")
     if relax_to is not None and (timescale is None or timescale <= 0):
@@ -318,7 +323,7 @@ def write_analytic_checkpoint(
     if fault:
         params["fault"] = dict(fault)
     manifest = Manifest(
-        fields=tuple(FieldSpec(name=n, units=units) for n in names),
+        fields=tuple(FieldSpec(name=n, units=u) for n, u in zip(names, unit_list, strict=True)),
         model_class="analytic",
         hyperparameters=params,
         run=RunConfig(mode=mode),

@@ -238,15 +238,13 @@ class Corrector:
         if skip:
             self.stats["skipped_nonfinite"] += 1
             return None
-        decomp = self._decomp(state)
-        try:
-            inputs = decomp.extend(
-                {f.name: state[f.name] for f in self.manifest.fields},
-                tuple(self.predictor.halo),
-                tuple(self.manifest.periodic),
+        wanted = {f.name: state[f.name] for f in self.manifest.fields}
+        if any(self.predictor.halo):
+            inputs = self._decomp(state).extend(
+                wanted, tuple(self.predictor.halo), tuple(self.manifest.periodic)
             )
-        except AtmocorrectError as exc:  # plan errors are identical on every rank
-            raise exc
+        else:  # a pointwise model needs no context: the host's views go in as they are
+            inputs = wanted
         result: dict[str, np.ndarray] | None = None
         error = None
         try:

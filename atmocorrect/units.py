@@ -4,6 +4,8 @@
 ('degC', 'K')
 >>> convert(273.15, "K", "degC")
 0.0
+>>> round(accumulation_to_flux(0.00864, "m", 86400.0), 6)  # 8.64 mm a day
+0.0001
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ _ALIASES = {
     "hPa": ("hpa", "mbar", "millibar"),
     "m": ("m", "metre", "meter", "metres", "meters"),
     "kg m-2 s-1": ("kg m-2 s-1", "kg/m2/s", "kg m**-2 s**-1", "kg/m^2/s", "mm s-1", "mm/s"),
-    "mm day-1": ("mm day-1", "mm/day", "mm d-1"),
+    "mm day-1": ("mm day-1", "mm/day", "mm d-1", "kg m-2 day-1", "kg m-2 d-1", "mm/d"),
+    "m day-1": ("m day-1", "m/day", "m d-1", "m of water equivalent per day"),
+    "mm": ("mm", "millimetre", "millimeter", "millimetres", "millimeters", "kg m-2", "kg m**-2"),
+    "m of water equivalent": ("m of water equivalent", "m water equivalent"),
     "m s-1": ("m s-1", "m/s", "m s**-1"),
     "kg kg-1": ("kg kg-1", "kg/kg", "kg kg**-1"),
 }
@@ -47,6 +52,24 @@ _AFFINE: dict[tuple[str, str], tuple[float, float]] = {
     ("hPa", "Pa"): (100.0, 0.0),
     ("kg m-2 s-1", "mm day-1"): (86400.0, 0.0),
     ("mm day-1", "kg m-2 s-1"): (1.0 / 86400.0, 0.0),
+    ("m day-1", "kg m-2 s-1"): (1000.0 / 86400.0, 0.0),
+    ("kg m-2 s-1", "m day-1"): (86400.0 / 1000.0, 0.0),
+    ("m day-1", "mm day-1"): (1000.0, 0.0),
+    ("mm day-1", "m day-1"): (0.001, 0.0),
+}
+
+#: Depths of water accumulated over a period (ERA5 ``tp`` is in m), in kg m-2 per unit.
+_ACCUMULATION_KG_M2 = {"m": 1000.0, "m of water equivalent": 1000.0, "mm": 1.0}
+
+#: Values outside these ranges are not what the units say (e.g. degC labelled K); the
+#: ranges are wide on purpose: they catch mislabelled units, not extreme weather.
+PLAUSIBLE = {
+    "K": (150.0, 350.0),
+    "degC": (-120.0, 75.0),
+    "Pa": (100.0, 1.2e5),
+    "hPa": (1.0, 1200.0),
+    "kg m-2 s-1": (-1e-6, 0.05),
+    "mm day-1": (-0.1, 4000.0),
 }
 
 
@@ -63,3 +86,27 @@ def convert(values, from_units: str, to_units: str, what: str = "values"):
         ) from None
     out = values * scale + offset
     return out.astype(values.dtype) if isinstance(values, np.ndarray) else out
+
+
+def is_accumulation(units: str | None) -> bool:
+    """True for depths/masses of water accumulated over a period (``m``, ``mm``, ``kg m-2``)."""
+    return canonical(units) in _ACCUMULATION_KG_M2
+
+
+def accumulation_to_flux(values, units: str, period_seconds: float, what: str = "values"):
+    """A water amount accumulated over ``period_seconds`` as a flux in kg m-2 s-1.
+
+    ERA5 ``tp`` is in m: per hour in hourly data, per day in monthly means.
+    """
+    key = canonical(units)
+    if key not in _ACCUMULATION_KG_M2:
+        raise FieldError(f"{what}: units {units!r} are not an accumulated amount of water")
+    if not period_seconds or period_seconds <= 0:
+        raise FieldError(f"{what}: accumulation period must be positive, got {period_seconds}")
+    out = values * (_ACCUMULATION_KG_M2[key] / float(period_seconds))
+    return out.astype(values.dtype) if isinstance(values, np.ndarray) else out
+
+
+def plausible_range(units: str | None) -> tuple[float, float] | None:
+    """The range values in these units should lie in, or None when there is no check."""
+    return PLAUSIBLE.get(canonical(units))

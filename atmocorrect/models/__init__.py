@@ -63,16 +63,13 @@ def known_model_classes() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from . import analytic  # noqa: F401
-
+    """Import every module of this package once; each registers its model classes."""
     import importlib
-    import importlib.util
+    import pkgutil
 
-    for module in ("neural",):  # torch-backed models; analytic checkpoints work without torch
-        if importlib.util.find_spec(f"{__name__}.{module}") is None:
-            continue
+    for info in pkgutil.iter_modules(__path__):
         try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:
+            importlib.import_module(f"{__name__}.{info.name}")
+        except ModuleNotFoundError as exc:  # torch missing: analytic checkpoints still work
             if exc.name != "torch":
                 raise

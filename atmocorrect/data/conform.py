@@ -1,0 +1,129 @@
+"""Units of real files checked and converted: temperature (K, degC), pressure (Pa, hPa),
+precipitation as a flux (kg m-2 s-1, mm/day) or as an accumulated depth (ERA5 ``tp`` in m).
+
+Units are taken from the ``units`` attribute, then checked against the values: a field
+labelled ``K`` whose values lie between -20 and 30 is refused with a message that says they
+look like degC, rather than corrected silently or by a wrong offset.
+
+Example
+-------
+>>> import numpy as np, xarray as xr
+>>> t = xr.DataArray(np.array([10.0, 20.0]), dims="x", attrs={"units": "degC"}, name="t2m")
+>>> conform_units(t, "K").values.tolist(), conform_units(t, "K").attrs["units"]
+([283.15, 293.15], 'K')
+>>> bad = xr.DataArray(np.array([10.0, 20.0]), dims="x", attrs={"units": "K"}, name="tas")
+>>> conform_units(bad, "K")
+Traceback (most recent call last):
+atmocorrect.errors.DataError: data: variable 'tas' has units 'K' but its values lie in 10 .. 20, outside the plausible range 150 .. 350 for K (wrong units attribute? degC?)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .. import units as U
+from ..errors import DataError, FieldError
+from .timeaxis import infer_frequency
+
+PRECIP_NAMES = {"pr", "tp", "prc", "prl", "precip", "precipitation", "cp", "lsp", "rr", "tot_prec"}
+
+
+def is_precipitation(da: xr.DataArray) -> bool:
+    std = str(da.attrs.get("standard_name", "")).lower()
+    name = str(da.name or "").lower()
+    return "precipitation" in std or name in PRECIP_NAMES
+
+
+def source_of(da: xr.DataArray) -> str:
+    return str(da.encoding.get("source", "data"))
+
+
+def accumulation_period_seconds(da: xr.DataArray, given: float | None = None) -> float:
+    """The period an accumulated amount refers to: ``given``, else from the time step.
+
+    Hourly/sub-daily ERA5: the time step. Monthly means of ERA5 accumulations are daily
+    accumulations (ECMWF convention): one day. Daily files are ambiguous (a daily sum, or the
+    daily mean of hourly accumulations) and need ``given``.
+    """
+    if given is not None:
+        if given <= 0:
+            raise DataError(f"accumulation period must be positive, got {given} s")
+        return float(given)
+    t = da["time"].values
+    freq = infer_frequency(t, source=source_of(da))
+    if freq == "subdaily":
+        return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:])]))
+    if freq in ("month", "year"):
+        return 86400.0
+    raise DataError(
+        f"{source_of(da)}: variable {da.name!r} is an accumulation in {da.attrs.get('units')!r} "
+        "on a daily time axis, which may be a daily total or the daily mean of hourly "
+        "accumulations; give the accumulation period (accumulation_period=86400 or 3600, "
+        "--accumulation-period)"
+    )
+
+
+def check_plausible(da: xr.DataArray, units: str | None = None, sample_steps: int = 400) -> None:
+    """Raise when values do not look like their units (checked on the first time steps)."""
+    units = units if units is not None else da.attrs.get("units")
+    rng = U.plausible_range(units)
+    if rng is None:
+        return
+    part = da.isel(time=slice(0, sample_steps)) if "time" in da.dims else da
+    values = np.asarray(part.values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise DataError(f"{source_of(da)}: variable {da.name!r} holds no finite value")
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < rng[0] or hi > rng[1]:
+        hint = ""
+        if U.canonical(units) == "K" and -120 <= lo and hi <= 75:
+            hint = " (wrong units attribute? degC?)"
+        elif U.canonical(units) == "degC" and lo >= 150 and hi <= 350:
+            hint = " (wrong units attribute? K?)"
+        elif U.canonical(units) == "Pa" and hi < 1200:
+            hint = " (wrong units attribute? hPa?)"
+        raise DataError(
+            f"{source_of(da)}: variable {da.name!r} has units {units!r} but its values lie in "
+            f"{lo:.4g} .. {hi:.4g}, outside the plausible range {rng[0]:.4g} .. {rng[1]:.4g} "
+            f"for {U.canonical(units)}{hint}"
+        )
+
+
+def conform_units(
+    da: xr.DataArray,
+    target: str,
+    *,
+    accumulation_period: float | None = None,
+    check: bool = True,
+) -> xr.DataArray:
+    """``da`` converted to ``target`` units, its ``units`` attribute set to ``target``."""
+    source = source_of(da)
+    have = da.attrs.get("units")
+    if have is None:
+        raise DataError(
+            f"{source}: variable {da.name!r} has no 'units' attribute; expected {target!r}"
+        )
+    if check:
+        check_plausible(da, have)
+    out = da
+    try:
+        if U.same(have, target):
+            out = da
+        elif is_precipitation(da) and U.is_accumulation(have):
+            period = accumulation_period_seconds(da, accumulation_period)
+            flux = U.accumulation_to_flux(da, have, period, what=f"{source}: {da.name}")
+            out = U.convert(flux, "kg m-2 s-1", target, what=f"{source}: {da.name}")
+        else:
+            out = U.convert(da, have, target, what=f"{source}: {da.name}")
+    except FieldError as exc:
+        raise DataError(
+            f"{source}: variable {da.name!r} is in {have!r}, which cannot be converted to "
+            f"{target!r} ({exc})"
+        ) from exc
+    out = out.copy() if out is da else out
+    out.attrs = {**da.attrs, "units": target}
+    out.encoding = dict(da.encoding)
+    out.name = da.name
+    return out

@@ -1,0 +1,133 @@
+"""The reference (ERA5) interpolated to the simulation's grid or points.
+
+Handles what real pairs bring: a reference in 0..360 longitudes and a simulation in
+-180..180 (or the reverse), global reference grids (interpolation across the 0/360 seam),
+latitudes in either order (readers make them ascending), and simulation points outside the
+reference domain (an error listing them, or ``outside="drop"`` to keep the cells inside).
+
+Example
+-------
+>>> import numpy as np, xarray as xr
+>>> ref = xr.DataArray(np.arange(12.0).reshape(3, 4), dims=("lat", "lon"),
+...                    coords={"lat": [0.0, 1.0, 2.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+>>> sim = xr.DataArray(np.zeros((1, 2)), dims=("lat", "lon"),
+...                    coords={"lat": [0.5], "lon": [-45.0, 45.0]})
+>>> interpolate_to(ref, sim).values.round(2).tolist()  # -45 is 315: across the seam
+[[3.5, 2.5]]
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+from ..errors import DataError
+from .coords import is_global_longitude, longitude_convention, wrap_values
+
+Outside = Literal["error", "drop"]
+Method = Literal["linear", "nearest"]
+
+
+def _pad_periodic(ref: xr.DataArray) -> xr.DataArray:
+    lon = ref["lon"].values
+    first = ref.isel(lon=[0]).assign_coords(lon=[lon[0] + 360.0])
+    last = ref.isel(lon=[-1]).assign_coords(lon=[lon[-1] - 360.0])
+    return xr.concat([last, ref, first], dim="lon")
+
+
+def _inside(ref: xr.DataArray, lat: np.ndarray, lon: np.ndarray, periodic: bool) -> np.ndarray:
+    tol = 1e-6
+    la = ref["lat"].values
+    ok = (lat >= la.min() - tol) & (lat <= la.max() + tol)
+    if not periodic:
+        lo = ref["lon"].values
+        ok &= (lon >= lo.min() - tol) & (lon <= lo.max() + tol)
+    return ok
+
+
+def _box(ref: xr.DataArray) -> str:
+    la, lo = ref["lat"].values, ref["lon"].values
+    return f"lat {la.min():g}..{la.max():g}, lon {lo.min():g}..{lo.max():g}"
+
+
+def subset_inside(sim: xr.DataArray | xr.Dataset, ref: xr.DataArray) -> xr.DataArray | xr.Dataset:
+    """The simulation cells (a lat/lon rectangle of a regular grid) inside the reference box."""
+    if sim["lat"].ndim != 1 or sim["lon"].ndim != 1 or "lat" not in sim.dims:
+        raise DataError("outside='drop' needs a simulation on a 1-D lat/lon grid")
+    conv = longitude_convention(ref["lon"].values)
+    periodic = is_global_longitude(ref["lon"].values)
+    lat = sim["lat"].values.astype(float)
+    lon = wrap_values(sim["lon"].values, conv)
+    la = ref["lat"].values
+    keep_lat = (lat >= la.min() - 1e-6) & (lat <= la.max() + 1e-6)
+    lo = ref["lon"].values
+    keep_lon = np.ones(lon.shape, bool) if periodic else (lon >= lo.min() - 1e-6) & (lon <= lo.max() + 1e-6)
+    if not keep_lat.any() or not keep_lon.any():
+        raise DataError(
+            f"no simulation cell lies inside the reference domain ({_box(ref)}); the "
+            f"simulation spans lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}"
+        )
+    return sim.isel(lat=np.flatnonzero(keep_lat), lon=np.flatnonzero(keep_lon))
+
+
+def interpolate_to(
+    ref: xr.DataArray,
+    target: xr.DataArray | xr.Dataset,
+    method: Method = "linear",
+    outside: Outside = "error",
+) -> xr.DataArray:
+    """``ref`` (dims ``..., lat, lon``) interpolated to ``target``'s ``lat``/``lon``.
+
+    The result carries the target's horizontal coordinates and dims (1-D grid, or points
+    along any dim for 2-D/curvilinear and station coordinates).
+    """
+    if "lat" not in ref.dims or "lon" not in ref.dims:
+        raise DataError(
+            f"{ref.encoding.get('source', 'reference')}: variable {ref.name!r} has no lat/lon "
+            f"grid (dims {ref.dims})"
+        )
+    if outside == "drop":
+        target = subset_inside(target, ref)
+    conv = longitude_convention(ref["lon"].values)
+    periodic = is_global_longitude(ref["lon"].values)
+    src = _pad_periodic(ref) if periodic else ref
+    tlat, tlon = target["lat"], target["lon"]
+    grid = tlat.ndim == 1 and tlon.ndim == 1 and tlat.dims == ("lat",) and tlon.dims == ("lon",)
+    if grid:
+        lat_pts, lon_pts = np.meshgrid(tlat.values.astype(float), tlon.values.astype(float),
+                                       indexing="ij")
+    else:
+        lat_pts, lon_pts = xr.broadcast(tlat, tlon)
+        lat_pts, lon_pts = lat_pts.values.astype(float), lon_pts.values.astype(float)
+    lon_wrapped = wrap_values(lon_pts, conv)
+    ok = _inside(ref, lat_pts, lon_wrapped, periodic)
+    if not ok.all():
+        bad = [(float(a), float(b)) for a, b in zip(lat_pts[~ok], lon_pts[~ok])][:5]
+        raise DataError(
+            f"{int((~ok).sum())} simulation point(s) lie outside the reference domain "
+            f"({_box(ref)} from {ref.encoding.get('source', 'reference')}), e.g. (lat, lon) "
+            f"{bad}; crop the simulation, or pass outside='drop' (--outside drop) to keep "
+            "the cells inside"
+        )
+    if grid:
+        out = src.interp(
+            lat=xr.DataArray(tlat.values.astype(float), dims="lat"),
+            lon=xr.DataArray(wrap_values(tlon.values, conv), dims="lon"),
+            method=method,
+        )
+        out = out.assign_coords(lat=tlat, lon=tlon)
+    else:
+        lat_b, lon_b = xr.broadcast(tlat, tlon)
+        lon_b = lon_b.copy(data=wrap_values(lon_b.values, conv))
+        out = src.interp(
+            lat=lat_b.drop_vars(["lat", "lon"], errors="ignore").astype(float),
+            lon=lon_b.drop_vars(["lat", "lon"], errors="ignore").astype(float),
+            method=method,
+        )
+        out = out.assign_coords(lat=tlat, lon=tlon)
+    out.attrs = dict(ref.attrs)
+    out.encoding = {"source": ref.encoding.get("source", "reference")}
+    out.name = ref.name
+    return out

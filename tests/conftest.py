@@ -1,0 +1,98 @@
+"""Shared fixtures: the installed bridge, compiled Fortran hosts, mpirun, sample data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "tests" / "_build"
+VENV_BIN = Path(sys.executable).parent
+
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+}
+
+
+def sample_data_dir() -> Path:
+    return Path(os.environ.get("ATMOCORRECT_SAMPLE_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    path = sample_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"sample data not found at {path} (set ATMOCORRECT_SAMPLE_DATA)")
+    return path
+
+
+def atmocorrect_cli() -> str:
+    exe = VENV_BIN / "atmocorrect"
+    return str(exe) if exe.exists() else "atmocorrect"
+
+
+def bridge_flags() -> tuple[list[str], list[str]]:
+    """(fflags, libs) from the installed package, as a Makefile-built host gets them."""
+    run = lambda opt: subprocess.run(  # noqa: E731
+        [atmocorrect_cli(), "config", opt], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return run("--fflags"), run("--libs")
+
+
+def require_toolchain() -> None:
+    for tool in ("mpif90", "mpirun"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: install Open MPI (make setup does)")
+
+
+def compile_fortran(sources: list[Path], exe: Path, extra: list[str] | None = None) -> Path:
+    """Compile a host with mpif90 against the installed bridge, with FP traps on."""
+    require_toolchain()
+    fflags, libs = bridge_flags()
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    newest = max(p.stat().st_mtime for p in sources)
+    lib = Path(libs[0][2:]) / "libatmocorrect.so"
+    if exe.exists() and exe.stat().st_mtime > max(newest, lib.stat().st_mtime):
+        return exe
+    moddir = exe.parent / f"{exe.name}.mod"
+    moddir.mkdir(exist_ok=True)
+    cmd = [
+        "mpif90", "-O1", "-g", "-ffpe-trap=invalid,zero,overflow", f"-J{moddir}",
+        *fflags, *map(str, sources), *libs, *(extra or []), "-o", str(exe),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"compilation failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    return exe
+
+
+def mpirun(np_: int, args: list[str], timeout: float = 120, cwd: Path | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    require_toolchain()
+    full_env = {**os.environ, **MPI_ENV, **(env or {})}
+    # The embedded interpreter must find the installed package on its own: no PYTHONPATH.
+    full_env.pop("PYTHONPATH", None)
+    cmd = ["mpirun", "--oversubscribe", "-np", str(np_), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env)
+
+
+@pytest.fixture(scope="session")
+def gridded_host() -> Path:
+    src = REPO / "examples" / "01_gridded"
+    return compile_fortran(
+        [src / "gridded_model.f90", src / "gridded_halo.f90", src / "gridded_host.f90"],
+        BUILD / "gridded_host",
+    )
+
+
+@pytest.fixture(scope="session")
+def error_paths_host() -> Path:
+    return compile_fortran([REPO / "tests" / "fortran" / "error_paths.f90"], BUILD / "error_paths")
