@@ -61,7 +61,7 @@ def _open(path: str):
     if not Path(path).is_file():
         raise DataError(f"input file {path} does not exist")
     try:
-        return xr.open_dataset(path, use_cftime=True)
+        return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
     except Exception as exc:  # netCDF4/xarray raise many types
         raise DataError(f"cannot read {path} as netCDF: {exc}") from exc
 

@@ -256,14 +256,10 @@ def train(
         if cls in ("zero", "quartic"):
             metrics: dict[str, Any] = {}
             if cls == "quartic":
-                n_pts = data.train.x.shape[-1]
-                xs = data.train.x.permute(0, 3, 1, 2).reshape(-1, 1, 1) if data.train.x.ndim == 4 else None
-                ys = data.train.target.permute(0, 3, 1, 2).reshape(-1, 1, 1) if xs is not None else None
-                if xs is None:
-                    xs = windows(data.train.x, (0,) * len(halo)).reshape(-1, 1, 1)
-                    ys = windows(data.train.target, (0,) * len(halo)).reshape(-1, 1, 1)
+                flat = (0,) * len(halo)
+                xs = windows(data.train.x, flat).reshape(-1, 1, 1)
+                ys = windows(data.train.target, flat).reshape(-1, 1, 1)
                 model.net.fit(xs, ys)
-                del n_pts
                 coeffs = model.net.coeffs[0, 0].double() * SECONDS_PER_MTU
                 metrics["coefficients_per_mtu"] = [float(c) for c in coeffs]
             loss = OneStepLoss(model, halo, periodic)
@@ -349,7 +345,7 @@ def train(
                     if cfg.train.grad_clip > 0:
                         nn.utils.clip_grad_norm_(model.net.parameters(), cfg.train.grad_clip)
                     opt.step()
-                    running += float(loss)
+                    running += float(loss.detach())
                 train_loss = distributed.all_mean(running / max(1, len(batches)), world)
                 model.eval()
                 val = _eval_onestep(onestep, data.validation)

@@ -1,0 +1,235 @@
+"""The learned offline correction: a network of monotone conditional quantile functions.
+
+For every variable, point and season the network gives two quantile functions of the
+standard-normal score ``z = Phi^-1(tau)``: the reference's (ERA5) and the calibration
+simulation's. Their difference ``Delta(tau) = Q_ref(tau) - Q_sim(tau)`` is the correction a
+value at quantile level ``tau`` receives (in the variable's transformed space: identity for
+temperature, log for precipitation). Each quantile function is
+
+    Q(z) = a + b z + sum_k w_k h tanh((z - c_k) / h) + w_r softplus(z - z_t) - w_l softplus(-z_t - z)
+
+with ``b, w_k, w_l, w_r > 0``, hence increasing in ``z`` (quantiles never cross) and linear in
+the tails (no wild extrapolation beyond the calibration range).
+
+A checkpoint of this class is for ``atmocorrect correct`` only: loading it as an online
+(tendency) model fails at load time with a message saying so.
+
+Example
+-------
+>>> import torch
+>>> net = QuantileNet(n_inputs=5, hidden=8, layers=1, ramps=4)
+>>> q = net.quantiles(torch.zeros(3, 5), torch.tensor([[-1.0, 0.0, 1.0]] * 3), source=0)
+>>> bool((q[:, 1:] > q[:, :-1]).all())  # monotone in z
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import Manifest
+from ..errors import CheckpointError, FieldError, ModelError
+from . import register
+
+MODEL_CLASS = "offline-quantile-delta"
+SOURCES = ("reference", "simulation")
+_TAIL_Z = 1.5
+_SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(x) = 1
+
+
+def quantile_from_coeffs(coeffs: torch.Tensor, z: torch.Tensor, ramps: int) -> torch.Tensor:
+    """Evaluate the monotone quantile function; ``coeffs`` (n, 4 + ramps), ``z`` (n, m)."""
+    sp = nn.functional.softplus
+    centres = torch.linspace(-2.0, 2.0, ramps, dtype=z.dtype, device=z.device)
+    width = 4.0 / max(ramps - 1, 1) if ramps > 1 else 1.0
+    a = coeffs[:, 0:1]
+    b = sp(coeffs[:, 1:2])
+    w = sp(coeffs[:, 2 : 2 + ramps])
+    w_l = sp(coeffs[:, 2 + ramps : 3 + ramps])
+    w_r = sp(coeffs[:, 3 + ramps : 4 + ramps])
+    bumps = width * torch.tanh((z[:, :, None] - centres) / width)  # (n, m, ramps)
+    q = a + b * z + (bumps * w[:, None, :]).sum(-1)
+    q = q + w_r * sp(z - _TAIL_Z) - w_l * sp(-_TAIL_Z - z)
+    return q
+
+
+class QuantileNet(nn.Module):
+    """MLP trunk shared by the reference and simulation heads (one per source)."""
+
+    def __init__(self, n_inputs: int, hidden: int, layers: int, ramps: int, sources: int = 2):
+        super().__init__()
+        mods: list[nn.Module] = []
+        width = n_inputs
+        for _ in range(layers):
+            mods += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        self.trunk = nn.Sequential(*mods)
+        self.ramps = ramps
+        self.sources = sources
+        self.n_coeffs = 4 + ramps
+        self.head = nn.Linear(width, sources * self.n_coeffs)
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            bias = torch.full((sources, self.n_coeffs), -4.0)
+            bias[:, 0] = 0.0
+            bias[:, 1] = _SOFTPLUS_ONE  # start from the standard normal: Q(z) ~ z
+            self.head.bias.copy_(bias.reshape(-1))
+
+    def coeffs(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, sources, 4 + ramps)."""
+        return self.head(self.trunk(x)).reshape(x.shape[0], self.sources, self.n_coeffs)
+
+    def quantiles(self, x: torch.Tensor, z: torch.Tensor, source: int) -> torch.Tensor:
+        return quantile_from_coeffs(self.coeffs(x)[:, source], z, self.ramps)
+
+    def delta(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``Q_reference(z) - Q_simulation(z)`` (standardised units)."""
+        c = self.coeffs(x)
+        return quantile_from_coeffs(c[:, 0], z, self.ramps) - quantile_from_coeffs(
+            c[:, 1], z, self.ramps
+        )
+
+
+def build_net(hyper: Mapping[str, Any]) -> QuantileNet:
+    net = hyper["network"]
+    return QuantileNet(
+        n_inputs=int(hyper["n_inputs"]),
+        hidden=int(net["hidden"]),
+        layers=int(net["layers"]),
+        ramps=int(net["ramps"]),
+        sources=len(SOURCES),
+    )
+
+
+def input_features(
+    season: np.ndarray, point_feats: np.ndarray, var_index: int, n_vars: int, harmonics: int
+) -> np.ndarray:
+    """Rows of network input: season harmonics, point features, variable one-hot."""
+    from ..offline.features import season_features
+
+    n = season.shape[0]
+    onehot = np.zeros((n, n_vars), dtype=np.float32)
+    onehot[:, var_index] = 1.0
+    return np.concatenate(
+        [season_features(season, harmonics), point_feats.astype(np.float32), onehot], axis=1
+    )
+
+
+class OfflineQuantileModel:
+    """A loaded offline checkpoint: maps values to corrected values, variable by variable."""
+
+    halo: tuple[int, ...] = ()
+
+    def __init__(self, manifest: Manifest, tensors: Mapping[str, Any], threads: int = 1):
+        self.manifest = manifest
+        self.hyper = dict(manifest.hyperparameters)
+        self.variables = tuple(f.name for f in manifest.fields)
+        self.units = {f.name: f.units for f in manifest.fields}
+        self.norm = dict(manifest.normalization)
+        missing = [v for v in self.variables if v not in self.norm]
+        if missing:
+            raise CheckpointError(f"offline checkpoint lacks normalisation for {missing}")
+        try:
+            self.lat = tensors["grid.lat"].double().numpy()
+            self.lon = tensors["grid.lon"].double().numpy()
+            self.point_feats = tensors["grid.features"].float().numpy()
+            state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        except KeyError as exc:
+            raise CheckpointError(f"offline checkpoint lacks tensor {exc}") from exc
+        self.net = build_net(self.hyper)
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"offline checkpoint weights do not fit the network: {exc}") from exc
+        self.net.eval()
+        self.threads = max(1, int(threads))
+
+    @property
+    def harmonics(self) -> int:
+        return int(self.hyper["network"]["harmonics"])
+
+    def point_index(self, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+        """Indices into the checkpoint's grid of the given points; raises for unknown points."""
+        lat = np.asarray(lat, dtype=np.float64).ravel()
+        lon = np.mod(np.asarray(lon, dtype=np.float64).ravel(), 360.0)
+        glon = np.mod(self.lon, 360.0)
+        d = np.abs(lat[:, None] - self.lat[None, :]) + np.abs(
+            (lon[:, None] - glon[None, :] + 180.0) % 360.0 - 180.0
+        )
+        idx = d.argmin(axis=1)
+        bad = d[np.arange(lat.size), idx] > tol
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise FieldError(
+                f"{int(bad.sum())} point(s) of the input are not on the checkpoint's grid, e.g. "
+                f"lat {lat[k]:.4f} lon {lon[k]:.4f}; the checkpoint was calibrated on "
+                f"{self.lat.size} points (lat {self.lat.min():.2f}..{self.lat.max():.2f}, "
+                f"lon {self.lon.min():.2f}..{self.lon.max():.2f})"
+            )
+        return idx
+
+    def forward_transform(self, var: str, x: np.ndarray) -> np.ndarray:
+        n = self.norm[var]
+        if n["transform"] == "log":
+            return np.log(np.maximum(x, 0.0) + n["offset"])
+        return x
+
+    def inverse_transform(self, var: str, y: np.ndarray) -> np.ndarray:
+        n = self.norm[var]
+        if n["transform"] == "log":
+            return np.maximum(np.exp(y) - n["offset"], 0.0)
+        return y
+
+    def delta(
+        self, var: str, point: np.ndarray, season: np.ndarray, tau: np.ndarray
+    ) -> np.ndarray:
+        """Correction (transformed units) for values at quantile levels ``tau``."""
+        from scipy.special import ndtri
+
+        vi = self.variables.index(var)
+        feats = input_features(
+            season, self.point_feats[point], vi, len(self.variables), self.harmonics
+        )
+        z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6)).astype(np.float32)[:, None]
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():
+                out = self.net.delta(torch.from_numpy(feats), torch.from_numpy(z))[:, 0]
+        except Exception as exc:  # pragma: no cover - defensive
+            raise ModelError(f"offline model failed for {var!r}: {exc}") from exc
+        finally:
+            torch.set_num_threads(prev)
+        return out.double().numpy() * float(self.norm[var]["std"])
+
+    def correct(
+        self, var: str, x: np.ndarray, point: np.ndarray, season: np.ndarray, tau: np.ndarray
+    ) -> np.ndarray:
+        """Corrected values: ``x + Delta(tau)`` in transformed space."""
+        y = self.forward_transform(var, np.asarray(x, dtype=np.float64))
+        out = self.inverse_transform(var, y + self.delta(var, point, season, tau))
+        if self.norm[var]["transform"] == "log":
+            out = np.where(np.asarray(x) <= self.norm[var].get("dry", 0.0), x, out)
+        return out
+
+    def tendency(self, inputs: Mapping[str, np.ndarray], time: float) -> dict[str, np.ndarray]:
+        raise ModelError(
+            "this checkpoint is an offline distribution correction; use `atmocorrect correct`"
+        )
+
+
+@register(MODEL_CLASS)
+def _build(manifest: Manifest, tensors: Mapping[str, Any], context: Mapping[str, Any]):
+    if not context.get("offline"):
+        raise CheckpointError(
+            f"checkpoint model class {MODEL_CLASS!r} corrects the distribution of finished "
+            "simulation output (atmocorrect correct --method ml); it cannot nudge a running "
+            "model online"
+        )
+    return OfflineQuantileModel(manifest, tensors, threads=int(context.get("num_threads", 1)))
