@@ -79,7 +79,8 @@ def mpirun(np_: int, args: list[str], timeout: float = 120, cwd: Path | None = N
     require_toolchain()
     full_env = {**os.environ, **MPI_ENV, **(env or {})}
     # The embedded interpreter must find the installed package on its own: no PYTHONPATH.
-    full_env.pop("PYTHONPATH", None)
+    if "PYTHONPATH" not in (env or {}):
+        full_env.pop("PYTHONPATH", None)
     cmd = ["mpirun", "--oversubscribe", "-np", str(np_), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env)
 

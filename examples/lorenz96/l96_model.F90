@@ -201,7 +201,8 @@ contains
          "Time convention: 1 MTU = 5 days; time is in days since 2000-01-01 00:00:00", &
          "(proleptic_gregorian); atmocorrect gets seconds (1 MTU = 432000 s).", &
          "Tendencies are in X units per MTU. A tendency at record time t covers the", &
-         "output interval [t, t+out_every]; the last record's tendencies are missing (_FillValue)."
+         "output interval [t, t+out_every], so a nudged or coupled run of N intervals has N", &
+         "records (t0 .. end-out_every) and a plain run N+1 (t0 .. end)."
    end subroutine usage
 
    subroutine k_from_file(path, kfile)
@@ -319,8 +320,12 @@ contains
             corr_acc = 0.0_dp
          end if
       end do
-      call ncw_stage(out, ivx, pend_x)      ! tendencies stay _FillValue
-      call ncw_commit(out, pend_t, stat, errmsg)
+      ! the final state has no interval after it: written only when no tendency
+      ! is recorded, so that every record of a nudged/coupled run is complete
+      if (.not. (nudging .or. coupled)) then
+         call ncw_stage(out, ivx, pend_x)
+         call ncw_commit(out, pend_t, stat, errmsg)
+      end if
       call ncw_close(out, stat, errmsg)
       call check(stat, errmsg)
       if (nudging) call series_close(nudge)

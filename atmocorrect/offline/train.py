@@ -1,0 +1,327 @@
+"""Train the learned distribution correction on a calibration period and save a checkpoint.
+
+A free-running simulation's weather is not ERA5's weather, so day-by-day differences are
+noise. What the network learns instead are the two *distributions*: the conditional quantile
+functions of the reference and of the calibration simulation, given season, point,
+neighbourhood climatology and variable, fitted with the pinball (quantile) loss on randomly
+drawn quantile levels. Their difference is the correction (see
+:mod:`atmocorrect.models.offline_quantile`); at correction time it is read at each value's rank
+in its own season and era (:mod:`atmocorrect.offline.ranks`), which keeps the simulation's
+climate-change signal.
+
+Example
+-------
+>>> from atmocorrect.data.samples import sample_data_dir, DAILY_HISTORICAL, DAILY_REFERENCE
+>>> d = sample_data_dir()
+>>> if d is not None:  # doctest: +SKIP
+...     train_offline([d / DAILY_HISTORICAL], [d / DAILY_REFERENCE], "runs/ckpt",
+...                   PairConfig(("tas",)), TrainConfig(steps=300))
+PosixPath('runs/ckpt')
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
+from ..data.pairs import Pair, PairConfig, load_pair
+from ..data.timeaxis import format_period, parse_period, season_position, select_years
+from ..errors import DataError, UsageError
+from .config import ApplyConfig, NetworkConfig, TrainConfig
+from .features import point_features
+
+MIN_VALUES_PER_POINT = 24
+
+
+@dataclasses.dataclass
+class VariableData:
+    """Calibration values of one variable, transformed (identity or log), not standardised."""
+
+    name: str
+    units: str
+    transform: str
+    offset: float
+    dry: float
+    mean: float
+    std: float
+    sim: np.ndarray  # (time, points)
+    ref: np.ndarray
+    sim_season: np.ndarray
+    ref_season: np.ndarray
+
+
+@dataclasses.dataclass
+class TrainingData:
+    variables: list[VariableData]
+    lat: np.ndarray  # per point (flattened grid)
+    lon: np.ndarray
+    grid_shape: tuple[int, int]
+    point_feats: np.ndarray
+    frequency: str
+    timestep_seconds: float | None
+
+
+def _flatten(da) -> np.ndarray:
+    """(time, lat, lon) or (time, point...) -> (time, points) float64."""
+    return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
+
+
+def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    lat, lon = da["lat"], da["lon"]
+    if lat.ndim == 1 and lon.ndim == 1 and lat.dims == ("lat",) and lon.dims == ("lon",):
+        la, lo = np.meshgrid(lat.values, lon.values, indexing="ij")
+        return la.ravel().astype(float), lo.ravel().astype(float), (lat.size, lon.size)
+    import xarray as xr
+
+    la, lo = xr.broadcast(lat, lon)
+    spatial = [d for d in da.dims if d != "time"]
+    la, lo = la.transpose(*spatial), lo.transpose(*spatial)
+    shape = tuple(da.shape[1:])
+    grid = (shape[0], int(np.prod(shape[1:]))) if len(shape) >= 2 else (1, shape[0])
+    return la.values.ravel().astype(float), lo.values.ravel().astype(float), grid
+
+
+def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
+    """Calibration arrays, transforms, normalisation and point features from a pair."""
+    sim = select_years(pair.sim, cfg.calibration, "the simulation")
+    ref = select_years(pair.ref, cfg.calibration, "the reference")
+    s_season = season_position(sim["time"].values, pair.frequency)
+    r_season = season_position(ref["time"].values, pair.frequency)
+    out: list[VariableData] = []
+    for var in pair.variables:
+        xs, xr_ = _flatten(sim[var]), _flatten(ref[var])
+        transform = cfg.transform(var)
+        offset = dry = 0.0
+        if transform == "log":
+            if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
+                raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
+            offset = 0.01 * float(np.nanmean(xs))
+            dry = 0.5 * offset
+            xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
+        counts = np.isfinite(xs).sum(axis=0)
+        if counts.min() < MIN_VALUES_PER_POINT:
+            raise DataError(
+                f"variable {var!r}: some points have only {int(counts.min())} calibration values "
+                f"in {format_period(cfg.calibration)} (need {MIN_VALUES_PER_POINT})"
+            )
+        mean, std = float(np.nanmean(xs)), float(np.nanstd(xs))
+        if not np.isfinite(std) or std <= 0:
+            raise DataError(f"variable {var!r} is constant over the calibration period")
+        out.append(
+            VariableData(var, str(sim[var].attrs.get("units", "1")), transform, offset, dry,
+                         mean, std, xs, xr_, s_season, r_season)
+        )
+    lat, lon, grid_shape = _grid_points(sim[pair.variables[0]])
+    clim = np.stack(
+        [
+            np.stack([(np.nanmean(v.sim, 0) - v.mean) / v.std, np.nanstd(v.sim, 0) / v.std - 1.0])
+            for v in out
+        ]
+    )
+    feats = point_features(lat, lon, clim, grid_shape, cfg.network.neighbourhood)
+    t = sim["time"].values
+    step = float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:])]))
+    return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step)
+
+
+def n_inputs(data: TrainingData, network: NetworkConfig) -> int:
+    return 2 * network.harmonics + data.point_feats.shape[1] + len(data.variables)
+
+
+def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
+    """Fit the quantile network; returns (network, history of losses)."""
+    import torch
+    from scipy.special import ndtri
+
+    from ..models.offline_quantile import QuantileNet, input_features, quantile_from_coeffs
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    net = QuantileNet(n_inputs(data, cfg.network), cfg.network.hidden, cfg.network.layers,
+                      cfg.network.ramps)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    groups = []  # (variable index, source, values, season, finite (t, p) pairs)
+    for vi, v in enumerate(data.variables):
+        for source, values, season in ((0, v.ref, v.ref_season), (1, v.sim, v.sim_season)):
+            ok = np.flatnonzero(np.isfinite(values).ravel())
+            groups.append((vi, source, (values - v.mean) / v.std, season, ok))
+    per_group = max(1, cfg.batch // len(groups))
+    tau_lo = 0.5 / max(min(len(g[4]) for g in groups) / data.point_feats.shape[0], 2.0)
+    history: list[float] = []
+    iterator: Any = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="train offline", unit="step")
+    try:
+        for _step in iterator:
+            xs, ys, srcs = [], [], []
+            for vi, source, values, season, ok in groups:
+                flat = ok[rng.integers(0, ok.size, per_group)]
+                t, p = np.divmod(flat, values.shape[1])
+                xs.append(input_features(season[t], data.point_feats[p], vi, len(data.variables),
+                                         cfg.network.harmonics))
+                ys.append(values[t, p])
+                srcs.append(np.full(per_group, source))
+            x = torch.from_numpy(np.concatenate(xs))
+            y = torch.from_numpy(np.concatenate(ys).astype(np.float32))[:, None]
+            src = torch.from_numpy(np.concatenate(srcs))
+            tau_np = rng.uniform(tau_lo, 1 - tau_lo, (x.shape[0], cfg.taus_per_sample))
+            tau = torch.from_numpy(tau_np.astype(np.float32))
+            z = torch.from_numpy(ndtri(tau_np).astype(np.float32))
+            coeffs = net.coeffs(x)[torch.arange(x.shape[0]), src]
+            q = quantile_from_coeffs(coeffs, z, net.ramps)
+            err = y - q
+            loss = torch.maximum(tau * err, (tau - 1) * err).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            history.append(float(loss))
+    finally:
+        torch.set_num_threads(prev_threads)
+    return net, history
+
+
+def _file_entries(paths: Sequence[str]) -> list[dict[str, str]]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        out.append({"path": str(path.resolve()), "sha256": sha256_file(path)})
+    return out
+
+
+def train_offline(
+    sim_paths: Sequence[str | Path],
+    ref_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    pair_config: PairConfig,
+    config: TrainConfig | None = None,
+    apply_config: ApplyConfig | None = None,
+    overwrite: bool = True,
+    progress: bool = False,
+) -> Path:
+    """Read the pair, fit the network on the calibration period, write the checkpoint."""
+    cfg = config or TrainConfig()
+    apply_cfg = apply_config or ApplyConfig()
+    started = time.perf_counter()
+    pair = load_pair(sim_paths, ref_paths, pair_config)
+    data = prepare(pair, cfg)
+    net, history = fit(data, cfg, progress=progress)
+    import torch
+
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    tensors["grid.lat"] = torch.from_numpy(data.lat)
+    tensors["grid.lon"] = torch.from_numpy(data.lon)
+    tensors["grid.features"] = torch.from_numpy(data.point_feats)
+    tail = history[-max(1, len(history) // 10):]
+    manifest = Manifest(
+        fields=tuple(
+            FieldSpec(name=v.name, units=v.units,
+                      dims=tuple(reversed(pair.sim[v.name].dims)), corrected=True)
+            for v in data.variables
+        ),
+        model_class="offline-quantile-delta",
+        hyperparameters={
+            "network": dataclasses.asdict(cfg.network),
+            "n_inputs": n_inputs(data, cfg.network),
+            "frequency": data.frequency,
+            "grid_shape": list(data.grid_shape),
+            "apply": dataclasses.asdict(apply_cfg),
+        },
+        timestep_seconds=data.timestep_seconds,
+        normalization={
+            v.name: {"transform": v.transform, "offset": v.offset, "dry": v.dry,
+                     "mean": v.mean, "std": v.std}
+            for v in data.variables
+        },
+        provenance={
+            "kind": "offline distribution correction",
+            "simulation": _file_entries(sorted({f for k, fs in pair.sources.items()
+                                                if k.startswith("simulation:") for f in fs})),
+            "reference": _file_entries(sorted({f for k, fs in pair.sources.items()
+                                               if k.startswith("reference:") for f in fs})),
+            "reference_names": {v: pair.sources[f"reference:{v}"] for v in pair.variables},
+            "calibration": format_period(cfg.calibration),
+            "pair": {
+                "variables": list(pair_config.variables),
+                "reference_names": dict(pair_config.reference_names),
+                "method": pair_config.method,
+                "outside": pair_config.outside,
+                "convert_calendar": pair_config.convert_calendar,
+                "accumulation_period": pair_config.accumulation_period,
+            },
+            "calendars": {"simulation": pair.sim_calendar, "reference": pair.ref_calendar},
+            "config": {"train": cfg.to_dict()},
+        },
+        metrics={
+            "final_pinball_loss": float(np.mean(tail)),
+            "train_seconds": round(time.perf_counter() - started, 2),
+            "points": int(data.lat.size),
+        },
+    )
+    return write_checkpoint(out_dir, manifest, tensors, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- command line (for delegation)
+DESCRIPTION = "Train the learned offline (distribution) correction on a calibration period."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``atmocorrect train offline`` (for the owner of commands/train.py)."""
+    parser.add_argument("--simulation", nargs="+", required=True, metavar="FILE",
+                        help="historical simulation file(s) (netCDF/GRIB), e.g. tas_day_*.nc")
+    parser.add_argument("--reference", nargs="+", required=True, metavar="FILE",
+                        help="reference file(s), e.g. ERA5")
+    parser.add_argument("--variables", nargs="+", required=True, metavar="VAR",
+                        help="simulation variable names (CMIP: tas pr psl)")
+    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
+                        help="reference name of a variable when not the usual ERA5 one")
+    parser.add_argument("--calibration", default="1979-2004", help="calibration years")
+    parser.add_argument("--out", required=True, help="checkpoint directory to write")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outside", choices=("error", "drop"), default="error")
+    parser.add_argument("--convert-calendar", action="store_true")
+    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{what} {item!r} is not of the form KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    pair_cfg = PairConfig(
+        variables=tuple(args.variables),
+        reference_names=parse_mapping(args.reference_name, "--reference-name"),
+        outside=args.outside,
+        convert_calendar=args.convert_calendar,
+        accumulation_period=args.accumulation_period,
+    )
+    cfg = TrainConfig(calibration=parse_period(args.calibration), steps=args.steps,
+                      threads=args.threads, seed=args.seed)
+    path = train_offline(args.simulation, args.reference, out, pair_cfg, cfg, overwrite=True,
+                         progress=True)
+    print(f"wrote offline checkpoint {path}")
+    return 0
