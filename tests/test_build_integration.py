@@ -86,3 +86,22 @@ def test_external_host_builds_and_runs(builder, ckpt, tmp_path):
     np.testing.assert_allclose(outs[1]["t"], x0 + 720.0 * (290.0 - x0) / 7200.0, rtol=1e-15)
     missing = mpirun(1, [str(exe), "ckpt=/no/such/checkpoint"])
     assert missing.returncode != 0 and "/no/such/checkpoint" in missing.stdout + missing.stderr
+
+
+def test_c_host_uses_the_header_api(tmp_path):
+    require_toolchain()
+    if shutil.which("mpicc") is None:
+        pytest.skip("mpicc not found")
+    exe = tmp_path / "c_host"
+    cflags, libs = _cli("config", "--cflags").split(), _cli("config", "--libs").split()
+    cc = subprocess.run(["mpicc", "-Wall", "-Werror", str(REPO / "examples" / "02_c_host" / "c_host.c"),
+                         *cflags, *libs, "-o", str(exe)], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    ck = write_analytic_checkpoint(tmp_path / "ck", field="x", tendency=0.25)
+    proc = mpirun(2, [str(exe), str(ck)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = sorted(ln for ln in proc.stdout.splitlines() if " x:" in ln)
+    # interior +0.5 (0.25/s for 2 s), halos (-1) untouched, registered in place
+    assert lines[0] == "rank 0 x: -1.000000 1.500000 2.500000 3.500000 4.500000 -1.000000 inplace=1"
+    assert lines[1] == "rank 1 x: -1.000000 11.500000 12.500000 13.500000 14.500000 -1.000000 inplace=1"
+    assert proc.stdout.count("bad_dt status=9 msg=atmocorrect_step: dt must be a positive") == 2

@@ -275,7 +275,7 @@ def evaluate(
             "hellinger": metrics.hellinger(fr, climate_truth),
             "mean": float(np.mean(fr)) if np.isfinite(fr).all() else float("nan"),
             "std": float(np.std(fr)) if np.isfinite(fr).all() else float("nan"),
-            "rmse": {f"{lead:g}": metrics.rmse_at(rmse, leads, lead) for lead in LEADS_REPORTED},
+            "rmse": {str(lead): metrics.rmse_at(rmse, leads, lead) for lead in LEADS_REPORTED},
             "seconds": {"forecasts": round(t1 - t0, 1), "free_run": round(t2 - t1, 1)},
         }
         if row.checkpoint:
@@ -340,7 +340,7 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         r = m["rmse"]
         lines.append(
             f"| {name} | {f(m['horizon_mtu'], '.3f')} | {f(m['hellinger'], '.4f')} | {f(m['mean'], '.3f')} | "
-            f"{f(m['std'], '.3f')} | {f(r['0.2'], '.3f')} | {f(r['0.5'], '.3f')} | {f(r['1'] if '1' in r else r.get('1.0'), '.3f')} |"
+            f"{f(m['std'], '.3f')} | {f(r['0.2'], '.3f')} | {f(r['0.5'], '.3f')} | {f(r['1.0'], '.3f')} |"
         )
     lines.append(
         f"| truth | | floor {f(report['hellinger_floor'], '.4f')} | {f(truth.get('mean'), '.3f')} | "
