@@ -182,11 +182,7 @@ def test_error_paths_return_status_and_leave_state_untouched(
             assert r["stat"] == expected_stat, f"rank {rank}: {r}"
         assert r["untouched"], f"rank {rank} state changed: {r}"
     if case in ("nan_one_rank", "fault_one_rank"):
-        # The failing rank reports its own error; the other names the failing rank.
-        failing = 1
-        assert all(w in res[failing]["msg"] for w in words), res
-        other = res[1 - failing]
-        assert other["stat"] == 8 and f"rank {failing}" in other["msg"], res
+        _check_one_rank_failure(res, failing=1, words=words)
     else:
         for rank, r in res.items():
             assert all(w in r["msg"] for w in words), f"rank {rank}: {r['msg']!r} lacks {words}"
@@ -201,3 +197,22 @@ def test_exception_without_stat_aborts_every_rank_quickly(error_paths_host, faul
     assert "[atmocorrect rank 1]" in proc.stderr and "injected fault" in proc.stderr, proc.stderr
     assert "UNREACHED" not in proc.stdout
     assert elapsed < 60
+
+
+def _check_one_rank_failure(res: dict, failing: int, words: list[str]) -> None:
+    """The failing rank reports its own error; every other rank names the failing rank."""
+    assert all(w in res[failing]["msg"] for w in words), res
+    for rank, r in res.items():
+        if rank != failing:
+            assert r["stat"] == 8 and f"rank {failing}" in r["msg"], res
+
+
+@pytest.mark.parametrize("case,failing", [("fault_one_rank", 1), ("nan_one_rank", 3)])
+def test_one_rank_failure_at_four_ranks(error_paths_host, fault_ckpt, level_ckpt, case, failing):
+    ckpt = fault_ckpt if case == "fault_one_rank" else level_ckpt
+    proc = mpirun(4, [str(error_paths_host), f"case={case}", f"ckpt={ckpt}"], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = results(proc.stdout)
+    assert sorted(res) == [0, 1, 2, 3], proc.stdout
+    assert all(r["stat"] != 0 and r["untouched"] for r in res.values()), res
+    _check_one_rank_failure(res, failing, ["injected fault" if case == "fault_one_rank" else "NaN"])

@@ -14,7 +14,7 @@ module l96_kinds
    use, intrinsic :: iso_fortran_env, only: real64, int64
    implicit none
    private
-   public :: dp, i8, days_per_mtu, seconds_per_mtu, time_units, time_calendar, msg_len
+   public :: dp, i8, days_per_mtu, seconds_per_mtu, time_units, time_calendar, msg_len, fmt
 
    integer, parameter :: dp = real64
    integer, parameter :: i8 = int64
@@ -24,6 +24,27 @@ module l96_kinds
    real(dp), parameter :: seconds_per_mtu = 432000.0_dp
    character(len=*), parameter :: time_units = "days since 2000-01-01 00:00:00"
    character(len=*), parameter :: time_calendar = "proleptic_gregorian"
+
+contains
+
+   !> A real as text for messages, with a leading zero ("0.5000", not ".5000").
+   function fmt(v, digits) result(s)
+      real(dp), intent(in) :: v
+      integer, intent(in), optional :: digits
+      character(len=:), allocatable :: s
+      character(len=40) :: b
+      character(len=16) :: f
+      integer :: d
+      d = 4
+      if (present(digits)) d = digits
+      if (abs(v) >= 1.0e12_dp .or. (abs(v) < 1.0e-3_dp .and. v /= 0.0_dp)) then
+         write (b, '(es14.6)') v
+      else
+         write (f, '(a,i0,a)') "(f30.", d, ")"
+         write (b, f) v
+      end if
+      s = trim(adjustl(b))
+   end function fmt
 end module l96_kinds
 
 !-----------------------------------------------------------------------------
@@ -802,7 +823,6 @@ contains
       real(dp), parameter :: eps = 1.0e-9_dp
       real(dp) :: w
       integer :: c, n
-      character(len=64) :: s1, s2
       if (stat /= 0) return
       n = s%r%ntime
       if (n < 1) then
@@ -812,9 +832,9 @@ contains
       end if
       if (t_mtu < s%r%time_mtu(1) - eps .or. t_mtu > s%r%time_mtu(n) + eps) then
          stat = 1
-         write (s1, '(f0.4)') t_mtu*days_per_mtu
-         write (s2, '(f0.4,a,f0.4)') s%r%time_mtu(1)*days_per_mtu, " to ", s%r%time_mtu(n)*days_per_mtu
-         errmsg = "'"//s%r%path//"' does not cover model time "//trim(s1)//" days (it covers "//trim(s2)//")"
+         errmsg = "'"//s%r%path//"' does not cover model time "//fmt(t_mtu*days_per_mtu)// &
+                  " days (it covers "//fmt(s%r%time_mtu(1)*days_per_mtu)//" to "// &
+                  fmt(s%r%time_mtu(n)*days_per_mtu)//")"
          return
       end if
       c = min(max(s%cursor, 1), n)

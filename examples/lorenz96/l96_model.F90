@@ -165,7 +165,7 @@ program l96_model
       call run_forward()
    end if
    call system_clock(c1)
-   if (rank == 0) write (*, '(a,f0.2,a)') "l96_model: done in ", real(c1 - c0, dp)/real(crate, dp), " s -> "//output
+   if (rank == 0) write (*, '(a)') "l96_model: done in "//fmt(real(c1 - c0, dp)/real(crate, dp), 2)//" s -> "//output
    call MPI_Finalize()
 
 contains
@@ -355,8 +355,7 @@ contains
          delta = truth%r%time_mtu(first + 2) - truth%r%time_mtu(first + 1)
          nsub = nint(delta/dt)
          if (nsub < 1 .or. abs(nsub*dt - delta) > 1.0e-9_dp) then
-            write (s, '(a,es12.5,a,es12.5)') "sample spacing ", delta, " MTU is not a multiple of dt=", dt
-            call fail("'"//truth_file//"': "//trim(s))
+            call fail("'"//truth_file//"': sample spacing "//fmt(delta, 6)//" MTU is not a multiple of dt="//fmt(dt, 6))
          end if
          do it = first + 1, last + 1
             if (abs(truth%r%time_mtu(it + 1) - truth%r%time_mtu(it) - delta) > 1.0e-9_dp) &
@@ -459,14 +458,13 @@ contains
 
    subroutine check_finite(t)
       real(dp), intent(in) :: t
-      character(len=128) :: s
       logical :: bad
       bad = .not. all(abs(x(1:nloc)) < 1.0e10_dp)
       if (nprocs > 1) call MPI_Allreduce(MPI_IN_PLACE, bad, 1, MPI_LOGICAL, MPI_LOR, MPI_COMM_WORLD)
       if (bad) then
-         write (s, '(a,f0.4,a)') "the model state blew up (not finite or > 1e10) at t=", t*days_per_mtu, " days"
          call ncw_close(out, stat, errmsg, keep_tmp=.true.)
-         call fail(trim(s)//"; records so far are in "//output//".tmp")
+         call fail("the model state blew up (not finite or > 1e10) at t="//fmt(t*days_per_mtu)// &
+                   " days; records so far are in "//output//".tmp")
       end if
    end subroutine check_finite
 

@@ -124,7 +124,7 @@ program l96_truth
       call rk4_step()
    end do
 
-   if (rank == 0) write (*, '(a,i0,a,i0,a,f0.3,a,i0,a)') "l96_truth: K=", K, " J=", J, " length=", length, &
+   if (rank == 0) write (*, '(a,i0,a,i0,a,i0,a)') "l96_truth: K=", K, " J=", J, " length="//fmt(length, 3)// &
       " MTU on ", nprocs, " rank(s) -> "//output
    next_report = max(1, nsteps/10)
    call emit(0)
@@ -141,8 +141,8 @@ program l96_truth
    call check(stat, errmsg)
    call system_clock(c1)
    elapsed = real(c1 - c0, dp)/real(crate, dp)
-   if (rank == 0) write (*, '(a,f0.2,a,f0.1,a)') "l96_truth: done in ", elapsed, " s (", &
-      (spinup + length)/max(elapsed, 1.0e-9_dp), " MTU/s)"
+   if (rank == 0) write (*, '(a)') "l96_truth: done in "//fmt(elapsed, 2)//" s ("// &
+      fmt((spinup + length)/max(elapsed, 1.0e-9_dp), 1)//" MTU/s)"
 
    call MPI_Finalize()
 
@@ -257,7 +257,7 @@ contains
       st = 0
       em = ""
       if (.not. all(abs(x(1:nloc)) < 1.0e10_dp)) then
-         write (em, '(a,f0.4,a)') "the state is not finite at t=", step*dt, " MTU (blow-up; try a smaller dt)"
+         em = "the state is not finite at t="//fmt(step*dt)//" MTU (blow-up; try a smaller dt)"
          call fail(trim(em))
       end if
       call ncw_stage(out, ivx, x(1:nloc))
