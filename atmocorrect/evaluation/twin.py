@@ -55,7 +55,7 @@ class TwinConfig:
     stability_members: int = 100
     forcing: float = 18.0
     dt_mtu: float = 0.005
-    threads: int = 2
+    threads: int = 1
     seed: int = 1234
 
 

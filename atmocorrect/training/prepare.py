@@ -144,7 +144,11 @@ def prepare(cfg: PrepareConfig) -> Path:
                 target = r.values / _per_second(sim_ds["residual_tendency"])
                 xt = truth_a.values
                 times = truth_a.time
-                if cfg.placement == "after":  # M(x_t) = x_{t+dt} - dt * r_t
+                if cfg.placement == "after" and "X_forecast" in sim_ds:
+                    fc = _standard_dims(sim_ds["X_forecast"], cfg.simulation)
+                    _, fc = xr.align(truth_a, fc, join="inner")
+                    xin = fc.values
+                elif cfg.placement == "after":  # M(x_t) = x_{t+dt} - dt * r_t
                     xin = xt[:, 1:] - target[:, :-1] * dt_s
                     xt, target, times = xt[:, :-1], target[:, :-1], times[:-1]
                 else:
