@@ -44,10 +44,15 @@ LEVEL_DIM_NAMES = ("lev", "level", "levels", "plev", "z", "nz", "nlev")
 
 
 def _default_threads(comm) -> int:
+    """Cores for this rank: its CPU binding if the launcher bound it, else the node's cores
+    shared evenly among the ranks on the node (so ranks never oversubscribe the cores)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        bound = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+        bound = os.cpu_count() or 1
+    total = os.cpu_count() or bound
+    if bound < total:
+        return bound
     local_ranks = 1
     if comm is not None and comm.Get_size() > 1:
         from mpi4py import MPI
@@ -55,7 +60,7 @@ def _default_threads(comm) -> int:
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
         local_ranks = node.Get_size()
         node.Free()
-    return max(1, cores // local_ranks)
+    return max(1, total // local_ranks)
 
 
 class Corrector:

@@ -64,3 +64,21 @@ def test_python_corrector_gives_the_bridge_increments(transformer_ckpt):
     # C-ordered copies of the same values give the same answer: layout never matters.
     tend_c = c.tendency({"t": np.ascontiguousarray(t), "q": np.ascontiguousarray(q)})
     np.testing.assert_array_equal(tend["t"], tend_c["t"])
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_torch_threads_follow_cores_per_rank(transformer_ckpt, nranks):
+    import re
+    import sys
+
+    from conftest import REPO
+
+    proc = mpirun(nranks, [sys.executable, str(REPO / "tests" / "mpi_scripts" / "threads_check.py"),
+                           str(transformer_ckpt)], env={"PYTHONPATH": str(REPO)}, timeout=120)
+    rows = re.findall(r"THREADS rank=\d+ torch=(\d+) cores=(\d+) node_cores=(\d+) ranks=(\d+)", proc.stdout)
+    assert len(rows) == nranks, proc.stdout + proc.stderr
+    total_threads = sum(int(r[0]) for r in rows)
+    node_cores = int(rows[0][2])
+    # every rank gets at least one thread, and together they never oversubscribe the node
+    assert all(int(r[0]) >= 1 for r in rows)
+    assert total_threads <= max(node_cores, nranks), rows
