@@ -100,6 +100,10 @@ def test_diagnose_mode_leaves_state_alone(gridded_host, relax_ckpt, tmp_path):
     diag = run_host(gridded_host, tmp_path, relax_ckpt, 2, "diag", steps=3, mode="diagnose")
     for name in FIELDS:
         np.testing.assert_array_equal(diag[name], off[name])
+    # The increment it recorded at the last step, fetched with atmocorrect_get_increment.
+    recorded = float(re.search(r"INCREMENT t sum=\s*(\S+)", run_host.last_stdout).group(1))
+    expected = (600.0 * (300.0 - off["t"]) / 3600.0).sum()
+    assert recorded == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("nranks", [2, 4])

@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, not the figures")
     parser.add_argument("--skip-data", action="store_true", help="reuse existing truth files")
     parser.add_argument("--skip-train", action="store_true", help="reuse existing checkpoints")
-    parser.add_argument("--train-members", type=int, default=40, help="training truth: members (default: 40)")
+    parser.add_argument("--truth", choices=("auto", "fortran", "numpy"), default="auto",
+                        help="truth runs from the Fortran l96_truth (auto: when built) or numpy")
+    parser.add_argument("--train-members", type=int, default=20,
+                        help="training truth: numpy members (default: 20; Fortran: one run as long)")
     parser.add_argument("--train-mtu", type=float, default=50.0, help="training truth: MTU per member (default: 50)")
     parser.add_argument("--stability", type=float, default=10000.0,
                         help="stability run of each checkpoint, MTU in total (default: 10000)")
@@ -102,21 +105,36 @@ def run(args: argparse.Namespace) -> int:
     train_truth = data_dir / "truth_train.nc"
     climate = data_dir / "truth_climate.nc"
     floor = data_dir / "truth_floor.nc"
-    members, mtu = (8, 10.0) if quick else (args.train_members, args.train_mtu)
-    clim_members, clim_mtu = (20, 5.0) if quick else (100, 10.0)
-    if not (args.skip_data and train_truth.exists() and climate.exists() and floor.exists()):
-        _say(t0, f"truth runs (numpy two-scale Lorenz-96): training {members} x {mtu:g} MTU, "
-                 f"climate and floor {clim_members} x {clim_mtu:g} MTU each, on {cores} core(s)")
-        jobs = [(str(train_truth), members, mtu, 1), (str(climate), clim_members, clim_mtu, 2),
-                (str(floor), clim_members, clim_mtu, 3)]
-        if cores > 1:
-            from concurrent.futures import ProcessPoolExecutor
+    from ..evaluation import online
 
-            with ProcessPoolExecutor(max_workers=min(cores, len(jobs))) as pool:
-                list(pool.map(_truth_job, jobs))
+    source = "numpy"
+    if not (args.skip_data and train_truth.exists() and climate.exists() and floor.exists()):
+        if args.truth in ("auto", "fortran") and online.find_executable("l96_truth") is not None:
+            length = 100.0 if quick else args.train_members * args.train_mtu
+            clim_len = 100.0 if quick else 1000.0
+            _say(t0, f"truth runs (Fortran l96_truth, two-scale Lorenz-96): training {length:g} MTU, "
+                     f"climate and floor {clim_len:g} MTU each")
+            online.fortran_truth(train_truth, length, 1, env)
+            online.fortran_truth(climate, clim_len, 2, env)
+            online.fortran_truth(floor, clim_len, 3, env)
+            source = "fortran l96_truth"
+        elif args.truth == "fortran":
+            raise UsageError("--truth fortran: examples/lorenz96/build/l96_truth is not built")
         else:
-            for j in jobs:
-                _truth_job(j)
+            members, mtu = (8, 10.0) if quick else (args.train_members, args.train_mtu)
+            clim_members, clim_mtu = (20, 5.0) if quick else (100, 10.0)
+            _say(t0, f"truth runs (numpy two-scale Lorenz-96): training {members} x {mtu:g} MTU, "
+                     f"climate and floor {clim_members} x {clim_mtu:g} MTU each, on {cores} core(s)")
+            jobs = [(str(train_truth), members, mtu, 1), (str(climate), clim_members, clim_mtu, 2),
+                    (str(floor), clim_members, clim_mtu, 3)]
+            if cores > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(max_workers=min(cores, len(jobs))) as pool:
+                    list(pool.map(_truth_job, jobs))
+            else:
+                for j in jobs:
+                    _truth_job(j)
     timings["truth"] = time.time() - t0
 
     # 2. prepare ---------------------------------------------------------------------------
@@ -172,19 +190,19 @@ def run(args: argparse.Namespace) -> int:
     rows = twin.builtin_rows() + [
         twin.checkpoint_row(name, checkpoints[name], threads=cores) for name in ROWS
     ]
-    online: dict[str, object] = {
+    online_checks: dict[str, object] = {
         "python_corrector_vs_batched_max_abs": twin.online_check(checkpoints["transformer"], test[0, 0], 200, cfg)
     }
-    fortran = _fortran_check(args.fortran, checkpoints["transformer"], test, cfg, out, env)
+    fortran = _fortran_check(args.fortran, checkpoints["transformer"], train_set, out, env)
     if fortran is not None:
-        online["fortran"] = fortran
+        online_checks["fortran_mpirun_np2"] = fortran
     report = twin.evaluate(rows, test, clim, flo, cfg, out, log=lambda s: _say(t0, s),
-                           extra={"online_check": online})
+                           extra={"online_check": online_checks, "truth_source": source})
     timings["evaluate"] = time.time() - t
     timings["total"] = time.time() - t0
     with open(out / "demo.json", "w") as fh:
         json.dump({"timings_seconds": {k: round(v, 1) for k, v in timings.items()}, "cores": cores,
-                   "quick": quick, "online_check": online}, fh, indent=2)
+                   "quick": quick, "truth_source": source, "online_check": online_checks}, fh, indent=2)
     print()
     print(twin.markdown_table(report), end="")
     tf = report["models"]["transformer"]
@@ -194,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         s = tf["stability"]
         print(f"stability: {s['mtu']:g} MTU ({s['members']} members): "
               f"{'finite' if s['finite'] else 'BLEW UP'}, max |X| {s['max_abs']:.1f}")
-    print(f"online check (Corrector.apply vs batched): max |diff| {online['python_corrector_vs_batched_max_abs']:.2e}")
+    print(f"online check (Corrector.apply vs batched): max |diff| {online_checks['python_corrector_vs_batched_max_abs']:.2e}")
     if fortran is not None:
         print(f"Fortran coupled check: {fortran}")
     print(f"report: {out / 'report.json'}; checkpoint: {checkpoints['transformer']}; "
@@ -202,14 +220,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fortran_check(mode: str, checkpoint: Path, test, cfg, out: Path, env: dict):
-    """Run the Fortran model coupled to the checkpoint, if built; None when skipped."""
+def _fortran_check(mode: str, checkpoint: Path, train_set: Path, out: Path, env: dict):
+    """Run the Fortran model coupled to the checkpoint under mpirun -np 2, if built."""
     if mode == "off":
         return None
+    import numpy as np
+    import xarray as xr
+
     from ..evaluation import online
 
+    truth_file = out / "data" / "truth_train.nc"
     try:
-        return online.fortran_check(checkpoint, test, cfg, out / "fortran", env)
+        with xr.open_dataset(train_set, decode_times=False) as ds:
+            flags = ds["split"].values
+            members = ds.sizes.get("member", 1)
+        if members != 1 or not truth_file.exists():
+            raise online.NotAvailable("needs a single-run truth file (the Fortran l96_truth's)")
+        index = int(np.nonzero(flags == 2)[0][0])  # the first held-out state
+        return online.fortran_check(checkpoint, truth_file, index, 200, out / "fortran", env)
     except online.NotAvailable as exc:
         if mode == "on":
             from ..errors import UsageError

@@ -136,6 +136,7 @@ def initial_states(truth: np.ndarray, n: int, horizon: int) -> tuple[np.ndarray,
 def checkpoint_row(name: str, path: str | Path, threads: int = 0) -> Row:
     """A row for a checkpoint, loaded the way a host loads it."""
     import atmocorrect
+
     from ..models.neural import WindowPredictor
 
     corrector = atmocorrect.load(path, run={"num_threads": threads} if threads else None)

@@ -64,9 +64,12 @@ class NetworkConfig:
 class TrainConfig:
     """Training of the learned correction on a calibration period.
 
-    steps, batch, taus_per_sample, lr:
-        Adam steps on the pinball (quantile) loss; each step draws ``batch`` values and
-        ``taus_per_sample`` quantile levels for each.
+    steps, lr:
+        Adam steps on the exact pinball (quantile) loss over all calibration values.
+    quantile_levels:
+        Number of equally spaced quantile levels the loss is evaluated at.
+    points_per_step:
+        Larger grids are visited in random subsets of this many points per step.
     threads:
         Torch threads (keep small on shared machines).
     """
@@ -74,17 +77,17 @@ class TrainConfig:
     calibration: tuple[int, int] = (1979, 2004)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     steps: int = 1500
-    batch: int = 2048
-    taus_per_sample: int = 8
-    lr: float = 3e-3
+    lr: float = 1e-2
+    quantile_levels: int = 64
+    points_per_step: int = 256
     weight_decay: float = 1e-5
     seed: int = 0
     threads: int = 1
     transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.taus_per_sample < 1:
-            raise UsageError("steps, batch and taus_per_sample must be >= 1")
+        if self.steps < 1 or self.quantile_levels < 2 or self.points_per_step < 1:
+            raise UsageError("steps, points_per_step must be >= 1 and quantile_levels >= 2")
         if self.lr <= 0:
             raise UsageError(f"learning rate must be positive, got {self.lr}")
         for v, t in self.transforms.items():

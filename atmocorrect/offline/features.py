@@ -51,7 +51,7 @@ def point_features(
     grid_shape: tuple[int, int],
     radius: int,
 ) -> np.ndarray:
-    """(npoints, 3 + 4 * nvar) features.
+    """(npoints, 3 + 4 * nvar) features, standardised over the points.
 
     ``lat``/``lon`` are per point (flattened grid); ``climatology`` is (nvar, 2, npoints):
     standardised mean and spread of each variable at each point.
@@ -68,8 +68,21 @@ def point_features(
             np.array([np.nanmean(mean[n]) for n in neigh]),
             np.array([np.nanmean(spread[n]) for n in neigh]),
         ]
-    feats = np.stack(cols, axis=1)
-    return np.nan_to_num(feats).astype(np.float32)
+    feats = np.nan_to_num(np.stack(cols, axis=1))
+    return standardise_columns(feats).astype(np.float32)
+
+
+def standardise_columns(feats: np.ndarray) -> np.ndarray:
+    """Each feature column to zero mean and unit spread over the points (constant -> 0), so
+    that neighbouring points, whose raw features differ little, are told apart.
+
+    >>> standardise_columns(np.array([[48.0, 1.0], [50.0, 1.0]])).tolist()
+    [[-1.0, 0.0], [1.0, 0.0]]
+    """
+    mean = feats.mean(axis=0, keepdims=True)
+    std = feats.std(axis=0, keepdims=True)
+    scale = np.where(std > 1e-9 * np.maximum(np.abs(mean), 1.0), std, np.inf)
+    return (feats - mean) / scale
 
 
 def one_hot(index: int, n: int) -> np.ndarray:

@@ -135,8 +135,59 @@ def n_inputs(data: TrainingData, network: NetworkConfig) -> int:
     return 2 * network.harmonics + data.point_feats.shape[1] + len(data.variables)
 
 
+def season_bins(frequency: str) -> int:
+    """Seasonal resolution of the training contexts: 5-day bins (73) for daily and finer data,
+    months for monthly data."""
+    return 12 if frequency in ("month", "year") else 73
+
+
+@dataclasses.dataclass
+class _Group:
+    """The values of one (variable, source), standardised, with the time steps of each bin."""
+
+    var_index: int
+    source: int
+    values: np.ndarray  # (time, points), standardised, NaN where missing
+    bin_times: np.ndarray  # (bins, max_len) time indices, -1 = padding
+
+
+def _groups(data: TrainingData, n_bins: int) -> list[_Group]:
+    out = []
+    for vi, v in enumerate(data.variables):
+        for source, values, season in ((0, v.ref, v.ref_season), (1, v.sim, v.sim_season)):
+            b = np.minimum((season * n_bins).astype(int), n_bins - 1)
+            members = [np.flatnonzero(b == k) for k in range(n_bins)]
+            width = max(len(m) for m in members)
+            bin_times = np.full((n_bins, width), -1, dtype=np.int64)
+            for k, m in enumerate(members):
+                bin_times[k, : len(m)] = m
+            std = ((values - v.mean) / v.std).astype(np.float32)
+            out.append(_Group(vi, source, std, bin_times))
+    return out
+
+
+def _contexts(group: _Group, points: np.ndarray):
+    """Sorted values per (bin, point) context: (bins * points, max_len), +inf padded."""
+    idx = group.bin_times  # (bins, L)
+    vals = group.values[np.maximum(idx, 0)][:, :, points]  # (bins, L, P)
+    vals = np.where((idx >= 0)[:, :, None] & np.isfinite(vals), vals, np.inf)
+    vals = np.sort(vals, axis=1).transpose(0, 2, 1).reshape(-1, idx.shape[1])
+    n = np.isfinite(vals).sum(axis=1)
+    prefix = np.concatenate(
+        [np.zeros((vals.shape[0], 1)), np.cumsum(np.where(np.isfinite(vals), vals, 0.0), 1)], 1
+    )
+    return vals.astype(np.float32), n.astype(np.float32), prefix.astype(np.float64)
+
+
 def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
-    """Fit the quantile network; returns (network, history of losses)."""
+    """Fit the quantile network by minimising the exact pinball loss over all calibration
+    values, on a grid of quantile levels; returns (network, history of losses).
+
+    Values are grouped in contexts (variable, source, point, seasonal bin); for each context
+    the loss of a candidate quantile is computed exactly from sorted values and prefix sums,
+    so each step sees every value at once (deterministic, no sampling noise). Grids with more
+    than ``points_per_step`` points are visited in random subsets of points.
+    """
     import torch
     from scipy.special import ndtri
 
@@ -146,43 +197,69 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     rng = np.random.default_rng(cfg.seed)
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    n_bins = season_bins(data.frequency)
+    n_points = data.point_feats.shape[0]
+    n_vars = len(data.variables)
     net = QuantileNet(n_inputs(data, cfg.network), cfg.network.hidden, cfg.network.layers,
                       cfg.network.ramps)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
-    groups = []  # (variable index, source, values, season, finite (t, p) pairs)
-    for vi, v in enumerate(data.variables):
-        for source, values, season in ((0, v.ref, v.ref_season), (1, v.sim, v.sim_season)):
-            ok = np.flatnonzero(np.isfinite(values).ravel())
-            groups.append((vi, source, (values - v.mean) / v.std, season, ok))
-    per_group = max(1, cfg.batch // len(groups))
-    tau_lo = 0.5 / max(min(len(g[4]) for g in groups) / data.point_feats.shape[0], 2.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.02)
+    groups = _groups(data, n_bins)
+    taus_np = (np.arange(cfg.quantile_levels) + 0.5) / cfg.quantile_levels
+    taus = torch.from_numpy(taus_np.astype(np.float32))[None, :]
+    z_grid = torch.from_numpy(ndtri(taus_np).astype(np.float32))[None, :]
+    centres = (np.arange(n_bins) + 0.5) / n_bins
+    full = n_points <= cfg.points_per_step
+    cache: dict[int, Any] = {}
+
+    def batch(points: np.ndarray):
+        feats, sorted_, counts, prefixes, sources = [], [], [], [], []
+        for gi, g in enumerate(groups):
+            if full and gi in cache:
+                ctx = cache[gi]
+            else:
+                vals, n, prefix = _contexts(g, points)
+                season = np.repeat(centres, points.size)
+                pts = np.tile(points, n_bins)
+                x = input_features(season, data.point_feats[pts], g.var_index, n_vars,
+                                   cfg.network.harmonics)
+                keep = n > 0
+                ctx = (torch.from_numpy(x[keep]), torch.from_numpy(vals[keep]),
+                       torch.from_numpy(n[keep]), torch.from_numpy(prefix[keep]),
+                       torch.full((int(keep.sum()),), g.source, dtype=torch.long))
+                if full:
+                    cache[gi] = ctx
+            for lst, item in zip((feats, sorted_, counts, prefixes, sources), ctx):
+                lst.append(item)
+        width = max(s.shape[1] for s in sorted_)
+        pad = [torch.nn.functional.pad(s, (0, width - s.shape[1]), value=float("inf"))
+               for s in sorted_]
+        ppad = [torch.nn.functional.pad(p, (0, width + 1 - p.shape[1]), mode="replicate")
+                for p in prefixes]
+        return (torch.cat(feats), torch.cat(pad), torch.cat(counts), torch.cat(ppad),
+                torch.cat(sources))
+
     history: list[float] = []
     iterator: Any = range(cfg.steps)
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="train offline", unit="step")
+    all_points = np.arange(n_points)
     try:
         for _step in iterator:
-            xs, ys, srcs = [], [], []
-            for vi, source, values, season, ok in groups:
-                flat = ok[rng.integers(0, ok.size, per_group)]
-                t, p = np.divmod(flat, values.shape[1])
-                xs.append(input_features(season[t], data.point_feats[p], vi, len(data.variables),
-                                         cfg.network.harmonics))
-                ys.append(values[t, p])
-                srcs.append(np.full(per_group, source))
-            x = torch.from_numpy(np.concatenate(xs))
-            y = torch.from_numpy(np.concatenate(ys).astype(np.float32))[:, None]
-            src = torch.from_numpy(np.concatenate(srcs))
-            tau_np = rng.uniform(tau_lo, 1 - tau_lo, (x.shape[0], cfg.taus_per_sample))
-            tau = torch.from_numpy(tau_np.astype(np.float32))
-            z = torch.from_numpy(ndtri(tau_np).astype(np.float32))
+            points = all_points if full else np.sort(
+                rng.choice(n_points, cfg.points_per_step, replace=False))
+            x, vals, n, prefix, src = batch(points)
             coeffs = net.coeffs(x)[torch.arange(x.shape[0]), src]
-            q = quantile_from_coeffs(coeffs, z, net.ramps)
-            err = y - q
-            loss = torch.maximum(tau * err, (tau - 1) * err).mean()
+            q = quantile_from_coeffs(coeffs, z_grid.expand(x.shape[0], -1), net.ramps)
+            k = torch.searchsorted(vals, q.detach().contiguous(), right=True)
+            s_k = torch.gather(prefix, 1, k).float()
+            s_n = torch.gather(prefix, 1, n.long()[:, None]).float()
+            kf = k.float()
+            nn_ = n[:, None]
+            loss_ctx = taus * ((s_n - s_k) - (nn_ - kf) * q) + (1 - taus) * (kf * q - s_k)
+            loss = loss_ctx.sum() / (n.sum() * taus.shape[1])
             opt.zero_grad()
             loss.backward()
             opt.step()

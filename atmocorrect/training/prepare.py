@@ -104,7 +104,7 @@ def split_flags(n: int, fractions: Sequence[float], gap: int) -> np.ndarray:
     usable = n - 2 * gap
     if usable < 3:
         raise DataError(f"{n} samples are too few for a split with gaps of {gap}")
-    sizes = np.floor(f / f.sum() * usable).astype(int)
+    sizes = np.floor(f / f.sum() * usable + 1e-9).astype(int)
     flags = np.full(n, SPLIT_FLAGS["gap"], dtype=np.int8)
     start = 0
     for i, size in enumerate(sizes):

@@ -83,6 +83,7 @@ program gridded_host
     halo_ok = halo_ok .and. halo_equal()
   end do
   write (*, '(a,i0,a,l1)') "HALO rank=", rank, " untouched=", halo_ok
+  if (trim(mode) == "diagnose" .and. wanted("t")) call report_increment()
 
   if (len_trim(out) > 0) call write_block(trim(out))
   call atmocorrect_finalize(ac, stat=stat, errmsg=msg)
@@ -112,6 +113,18 @@ contains
       call MPI_Abort(MPI_COMM_WORLD, 2, ierr)
     end select
   end subroutine parse
+
+  !> The last increment of t (diagnose mode records it without applying it), summed globally.
+  subroutine report_increment()
+    real(dp), allocatable :: inc(:, :, :)
+    real(dp) :: local_sum, total
+    allocate (inc(snx, sny, nlev))
+    call atmocorrect_get_increment(ac, "t", inc, stat=stat, errmsg=msg)
+    call check("get_increment")
+    local_sum = sum(inc)
+    call MPI_Allreduce(local_sum, total, 1, MPI_DOUBLE_PRECISION, MPI_SUM, MPI_COMM_WORLD, ierr)
+    if (rank == 0) write (*, '(a,es25.17)') "INCREMENT t sum=", total
+  end subroutine report_increment
 
   logical function wanted(name)
     character(len=*), intent(in) :: name

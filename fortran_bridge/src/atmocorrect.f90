@@ -207,22 +207,24 @@ contains
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
     character(len=*), intent(in), optional :: units
-    character(kind=c_char) :: cmsg(ATMOCORRECT_MSG_LEN)
-    integer(c_int) :: rc
-
-    cmsg = c_null_char
-    if (present(units)) then
-      rc = c_add_field(ac, c_string(name), array, c_string(units), cmsg, size(cmsg, kind=c_size_t))
-    else
-      rc = c_add_field(ac, c_string(name), array, c_string(""), cmsg, size(cmsg, kind=c_size_t))
-    end if
-    call finish(ac, rc, cmsg, stat, errmsg)
+    call add_field_any(ac, name, array, stat, errmsg, units)
   end subroutine add_field_real32
 
   subroutine add_field_real64(ac, name, array, stat, errmsg, units)
     type(atmocorrect_t), intent(inout) :: ac
     character(len=*), intent(in) :: name
     real(real64), intent(inout), target :: array(..)
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    character(len=*), intent(in), optional :: units
+    call add_field_any(ac, name, array, stat, errmsg, units)
+  end subroutine add_field_real64
+
+  !> The kind-independent part: the descriptor carries the kind to the C layer.
+  subroutine add_field_any(ac, name, array, stat, errmsg, units)
+    type(atmocorrect_t), intent(inout) :: ac
+    character(len=*), intent(in) :: name
+    type(*), intent(inout), target :: array(..)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
     character(len=*), intent(in), optional :: units
@@ -236,7 +238,7 @@ contains
       rc = c_add_field(ac, c_string(name), array, c_string(""), cmsg, size(cmsg, kind=c_size_t))
     end if
     call finish(ac, rc, cmsg, stat, errmsg)
-  end subroutine add_field_real64
+  end subroutine add_field_any
 
   !> Correct every registered field in place (mode "apply"), or only compute and record the
   !> increments ("diagnose"). `model_time` and `dt` in seconds. Collective.
@@ -259,12 +261,7 @@ contains
     real(real32), intent(inout), target :: increment(..)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    character(kind=c_char) :: cmsg(ATMOCORRECT_MSG_LEN)
-    integer(c_int) :: rc
-
-    cmsg = c_null_char
-    rc = c_get_increment(ac, c_string(name), increment, cmsg, size(cmsg, kind=c_size_t))
-    call finish(ac, rc, cmsg, stat, errmsg)
+    call get_increment_any(ac, name, increment, stat, errmsg)
   end subroutine get_increment_real32
 
   subroutine get_increment_real64(ac, name, increment, stat, errmsg)
@@ -273,13 +270,22 @@ contains
     real(real64), intent(inout), target :: increment(..)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
+    call get_increment_any(ac, name, increment, stat, errmsg)
+  end subroutine get_increment_real64
+
+  subroutine get_increment_any(ac, name, increment, stat, errmsg)
+    type(atmocorrect_t), intent(inout) :: ac
+    character(len=*), intent(in) :: name
+    type(*), intent(inout), target :: increment(..)
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
     character(kind=c_char) :: cmsg(ATMOCORRECT_MSG_LEN)
     integer(c_int) :: rc
 
     cmsg = c_null_char
     rc = c_get_increment(ac, c_string(name), increment, cmsg, size(cmsg, kind=c_size_t))
     call finish(ac, rc, cmsg, stat, errmsg)
-  end subroutine get_increment_real64
+  end subroutine get_increment_any
 
   !> The address at which the library reads and writes a registered field: equal to
   !> `loc()` of the field's first interior element when nothing was copied.

@@ -1,0 +1,200 @@
+"""Python side of the benchmark host (bench_host.f90), run inside the interpreter the bridge embeds.
+
+``setup(handle)``   finds the :class:`~atmocorrect.coupling.Corrector` behind the Fortran handle and
+                    hooks its network to capture the exact input tensors of the next step;
+``arm()``           removes the hooks; from then on ``forward()`` runs the same network on the same
+                    captured inputs, in plain Python (no bridge, no halo exchange, no conversion):
+                    the denominator of ``coupling_overhead_ratio``;
+``probe_begin()``   arms the allocation probe for the next ``atmocorrect_step``;
+``probe_end(path)`` writes what it saw (bytes copied, where, and the model input) as JSON.
+
+The probe relies on no internals beyond ``Corrector.fields``/``.predictor`` and the predictor's
+``tendency(inputs, time)`` entry point and torch ``model``: everything numpy allocates during the
+step is seen by tracemalloc (numpy reports its data buffers there) with the line that allocated
+it; the allocations still alive when the predictor receives its inputs are what the coupling
+layer made of the state before the model saw it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tracemalloc
+
+import numpy as np
+import torch
+
+from atmocorrect import _bridge
+
+NUMPY_DOMAIN = getattr(np.lib, "tracemalloc_domain", 389047)
+_s: dict = {}
+
+
+def _module_of(predictor):
+    """(name, module) of the torch modules the predictor runs, outermost first."""
+    out = []
+    model = getattr(predictor, "model", None)
+    if isinstance(model, torch.nn.Module):
+        out.append(("model", model))
+        net = getattr(model, "net", None)
+        if isinstance(net, torch.nn.Module):
+            out.append(("model.net", net))
+    return out
+
+
+def setup(handle: int) -> None:
+    c = _bridge._correctors[handle]
+    _s.clear()
+    _s["c"] = c
+    _s["captured"] = {}
+    _s["hooks"] = []
+    for name, mod in _module_of(c.predictor):
+        _s["captured"][name] = []
+
+        def hook(m, args, _name=name):
+            if torch.is_tensor(args[0]):
+                _s["captured"][_name].append(args[0].detach().clone())
+
+        _s["hooks"].append(mod.register_forward_pre_hook(hook))
+
+
+def arm() -> None:
+    for h in _s["hooks"]:
+        h.remove()
+    _s["hooks"] = []
+    mods = dict(_module_of(_s["c"].predictor))
+    for name in ("model", "model.net"):
+        if _s["captured"].get(name):
+            _s["ref"] = (name, mods[name], _s["captured"][name])
+            break
+    else:
+        raise RuntimeError("the predictor ran no torch module during the warm-up step")
+    name, mod, inputs = _s["ref"]
+    info = {
+        "module": name,
+        "calls_per_step": len(inputs),
+        "input_shapes": [list(x.shape) for x in inputs[:4]],
+        "threads": torch.get_num_threads(),
+        "rank": _s["c"].rank,
+    }
+    print("BENCH ref " + json.dumps(info), flush=True)
+
+
+def forward() -> None:
+    """The network on the captured inputs: what the step costs without the coupling."""
+    _name, mod, inputs = _s["ref"]
+    with torch.inference_mode():
+        for x in inputs:
+            mod(x)
+
+
+# ---------------------------------------------------------------------- allocation probe
+def _host_arrays():
+    return dict(_s["c"].fields)
+
+
+def _shares(a, host) -> bool:
+    try:
+        return any(np.shares_memory(a, h) for h in host.values())
+    except Exception:
+        return False
+
+
+def _numpy_new(snapshot, base):
+    """Numpy buffers allocated since ``base`` and still alive, grouped by allocating line."""
+    flt = [tracemalloc.DomainFilter(True, NUMPY_DOMAIN)]
+    diff = snapshot.filter_traces(flt).compare_to(base.filter_traces(flt), "lineno")
+    sites = []
+    for stat in diff:
+        if stat.size_diff <= 0:
+            continue
+        frame = stat.traceback[0]
+        sites.append({
+            "site": f"{os.path.relpath(frame.filename, os.path.dirname(os.path.dirname(_bridge.__file__)))}:{frame.lineno}",
+            "bytes": int(stat.size_diff),
+            "count": int(stat.count_diff),
+        })
+    return sites
+
+
+def probe_begin() -> None:
+    c = _s["c"]
+    pred = c.predictor
+    host = _host_arrays()
+    rec: dict = {"host_bytes": int(sum(a.nbytes for a in host.values())),
+                 "host_fields": {n: {"shape": list(a.shape), "dtype": str(a.dtype),
+                                     "address": int(a.__array_interface__["data"][0])}
+                                 for n, a in host.items()}}
+    _s["rec"] = rec
+    original = pred.tendency
+
+    def tendency(inputs, time):
+        snap = tracemalloc.take_snapshot()
+        current, peak = tracemalloc.get_traced_memory()
+        rec["before_model"] = _numpy_new(snap, _s["base"])
+        rec["peak_before_model"] = int(peak - _s["base_current"])
+        rec["inputs"] = {
+            n: {"nbytes": int(np.asarray(a).nbytes), "dtype": str(np.asarray(a).dtype),
+                "shape": list(np.shape(a)), "is_host_memory": _shares(np.asarray(a), host)}
+            for n, a in inputs.items()
+        }
+        _s["snap_pre"] = snap
+        return original(inputs, time)
+
+    def hook(m, args):
+        x = args[0]
+        if "model_input" in rec or not torch.is_tensor(x):
+            return
+        snap = tracemalloc.take_snapshot()
+        rec["model_input"] = {
+            "shape": list(x.shape), "dtype": str(x.dtype),
+            "nbytes": int(x.numel() * x.element_size()),
+            "is_host_memory": _shares(x.detach().numpy(), host),
+        }
+        rec["predictor_before_model"] = _numpy_new(snap, _s["snap_pre"])
+
+    mods = _module_of(pred)
+    _s["probe_hook"] = mods[0][1].register_forward_pre_hook(hook) if mods else None
+    pred.tendency = tendency  # an instance attribute: shadows the method for this step only
+    # the halo exchange packs the strips it sends: count them from the decomposition's plan
+    tracemalloc.start(4)
+    _s["base"] = tracemalloc.take_snapshot()
+    _s["base_current"] = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+
+
+def _send_bytes(c) -> int:
+    dec = getattr(c, "_decomposition", None)
+    plans = getattr(dec, "_plans", None) or {}
+    total = 0
+    host = _host_arrays()
+    for (halo, _periodic), (_recvs, sends) in plans.items():
+        for a in host.values():
+            nd = len(dec.global_shape)
+            per_point = int(np.prod(a.shape[nd:])) * a.itemsize
+            for _dst, _tag, box in sends:
+                total += int(np.prod([hi - lo for lo, hi in box])) * per_point
+    return total
+
+
+def probe_end(path: str) -> None:
+    tracemalloc.stop()
+    c = _s["c"]
+    pred = c.predictor
+    if "tendency" in vars(pred):
+        del pred.tendency
+    if _s.get("probe_hook") is not None:
+        _s["probe_hook"].remove()
+    rec = _s["rec"]
+    rec["rank"] = c.rank
+    rec["halo_send_bytes"] = _send_bytes(c)
+    copies = sum(s["bytes"] for s in rec.get("before_model", []))
+    rec["state_copy_bytes_alive_at_predictor"] = int(copies)
+    rec["addresses_unchanged"] = all(
+        int(a.__array_interface__["data"][0]) == rec["host_fields"][n]["address"]
+        for n, a in c.fields.items()
+    )
+    if path:
+        root, ext = os.path.splitext(path)
+        with open(f"{root}.rank{c.rank}{ext or '.json'}", "w") as fh:
+            json.dump(rec, fh, indent=1)
