@@ -169,6 +169,7 @@ ERROR_CASES = [
 ]
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("case,ckpt_fixture,expected_stat,words", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_error_paths_return_status_and_leave_state_untouched(
     error_paths_host, request, case, ckpt_fixture, expected_stat, words
@@ -192,6 +193,7 @@ def test_error_paths_return_status_and_leave_state_untouched(
             assert all(w in r["msg"] for w in words), f"rank {rank}: {r['msg']!r} lacks {words}"
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("nranks", [2, 4])
 def test_exception_without_stat_aborts_every_rank_quickly(error_paths_host, fault_ckpt, nranks):
     start = time.monotonic()
@@ -211,6 +213,7 @@ def _check_one_rank_failure(res: dict, failing: int, words: list[str]) -> None:
             assert r["stat"] == 8 and f"rank {failing}" in r["msg"], res
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("case,failing", [("fault_one_rank", 1), ("nan_one_rank", 3)])
 def test_one_rank_failure_at_four_ranks(error_paths_host, fault_ckpt, level_ckpt, case, failing):
     ckpt = fault_ckpt if case == "fault_one_rank" else level_ckpt
@@ -220,3 +223,11 @@ def test_one_rank_failure_at_four_ranks(error_paths_host, fault_ckpt, level_ckpt
     assert sorted(res) == [0, 1, 2, 3], proc.stdout
     assert all(r["stat"] != 0 and r["untouched"] for r in res.values()), res
     _check_one_rank_failure(res, failing, ["injected fault" if case == "fault_one_rank" else "NaN"])
+
+
+@pytest.mark.reliability
+def test_a_field_the_checkpoint_needs_but_the_host_never_registered(gridded_host, relax_ckpt, tmp_path):
+    proc = mpirun(2, [str(gridded_host), f"ckpt={relax_ckpt}", "fields=t", "steps=1"], timeout=60)
+    assert proc.returncode != 0
+    assert proc.stdout.count("call=step stat=2") == 2, proc.stdout
+    assert "q, ps not registered" in proc.stdout

@@ -23,6 +23,8 @@ from atmocorrect.checkpoint import (
 )
 from atmocorrect.errors import CheckpointError, FieldError, UsageError
 
+pytestmark = pytest.mark.reliability
+
 
 def _weighted(tmp_path):
     manifest = Manifest(fields=(FieldSpec("x"),), model_class="analytic",
@@ -151,3 +153,12 @@ def test_cli_analytic_and_show(tmp_path):
     c = atmocorrect.load(out)
     inc = c.tendency({"t": np.array([270.0, 290.0])})["t"]
     np.testing.assert_allclose(inc, [10.0 / 3600.0, -10.0 / 3600.0])
+
+
+def test_cli_unknown_option_and_command_fail_with_usage(tmp_path):
+    for argv in (["checkpoint", "analytic", "--field", "t", "--tendency", "1", "--out", str(tmp_path / "c"),
+                  "--bogus"], ["frobnicate"]):
+        proc = subprocess.run([atmocorrect_cli(), *argv], capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert "usage: atmocorrect" in proc.stderr
+        assert "--bogus" in proc.stderr or "frobnicate" in proc.stderr
