@@ -150,3 +150,24 @@ def test_launcher_detection(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert distributed.detect() == (1, 2, "torchrun")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_data_parallel_training_under_torchrun(training_set, tmp_path):
+    """Two gloo ranks under torchrun: each takes half of every epoch, gradients averaged."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "atmocorrect.cli", "train", "--config", str(repo / "training/lorenz96_mlp.toml"),
+           "--data", str(training_set), "--out", str(tmp_path / "ddp"), "--no-progress",
+           "--set", "train.epochs=1", "--set", "train.batch_size=16", "--set", "model.hidden=[8]"]
+    subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=110)
+    rows = [json.loads(line) for line in (tmp_path / "ddp.work" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["world_size"] == 2
+    assert atmocorrect.load(tmp_path / "ddp").tendency({"x": np.zeros(8)})["x"].shape == (8,)

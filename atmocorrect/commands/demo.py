@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         spinup_mtu=5.0,
         stability_mtu=0.0 if quick else args.stability,
         stability_members=100,
+        stability_rows=("transformer",),
         dt_mtu=dt,
         threads=cores,
     )

@@ -115,17 +115,41 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         rename[lon] = "lon"
     if rename:
         ds = ds.rename(rename)
+    flipped = False
     if "lat" in ds.dims and ds["lat"].ndim == 1 and ds.sizes["lat"] > 1:
         lat_values = ds["lat"].values
         if np.all(np.diff(lat_values) < 0):
             ds = ds.isel(lat=slice(None, None, -1))
+            flipped = True
         elif not np.all(np.diff(lat_values) > 0):
             raise DataError(f"{source}: latitudes are not monotonic: {lat_values[:6]}...")
     if "lon" in ds.dims and ds["lon"].ndim == 1 and ds.sizes["lon"] > 1:
         lon_values = ds["lon"].values
         if np.unique(lon_values).size != lon_values.size:
             raise DataError(f"{source}: longitudes repeat: {lon_values[:6]}...")
+    # what was changed, so that output written for this input can be given its layout back
+    ds.encoding["atmocorrect_layout"] = {
+        "renamed": {v: k for k, v in rename.items()},
+        "lat_flipped": flipped,
+    }
     return ds
+
+
+def restore_layout(ds: xr.Dataset, layout: dict | None) -> xr.Dataset:
+    """Undo :func:`standardise`'s renaming and latitude flip (for output files).
+
+    >>> import xarray as xr
+    >>> raw = xr.Dataset(coords={"latitude": [50.0, 49.0]})
+    >>> std = standardise(raw)
+    >>> restore_layout(std, std.encoding["atmocorrect_layout"]).latitude.values.tolist()
+    [50.0, 49.0]
+    """
+    if not layout:
+        return ds
+    if layout.get("lat_flipped") and "lat" in ds.dims:
+        ds = ds.isel(lat=slice(None, None, -1))
+    renamed = {k: v for k, v in layout.get("renamed", {}).items() if k in ds.variables or k in ds.dims}
+    return ds.rename(renamed) if renamed else ds
 
 
 def longitude_convention(lon: np.ndarray) -> LonConvention:

@@ -53,6 +53,7 @@ class TwinConfig:
     spinup_mtu: float = 5.0
     stability_mtu: float = 10000.0
     stability_members: int = 100
+    stability_rows: tuple[str, ...] = ()  # empty: every checkpoint row
     forcing: float = 18.0
     dt_mtu: float = 0.005
     threads: int = 1
@@ -281,7 +282,8 @@ def evaluate(
         }
         if row.checkpoint:
             entry["checkpoint"] = row.checkpoint
-        if row.checkpoint and cfg.stability_mtu > 0 and row.correction is not None:
+        wanted = not cfg.stability_rows or row.name in cfg.stability_rows
+        if row.checkpoint and cfg.stability_mtu > 0 and row.correction is not None and wanted:
             t3 = time.time()
             st = free_run(row, starts[: cfg.stability_members], cfg.stability_mtu, cfg, keep=200)
             finite = bool(np.isfinite(st).all())

@@ -48,7 +48,7 @@ class NetworkConfig:
 
     hidden: int = 64
     layers: int = 2
-    harmonics: int = 3
+    harmonics: int = 6
     ramps: int = 8
     neighbourhood: int = 1
 

@@ -122,3 +122,19 @@ def seasonal_ranks(
                 out[:, p] = r
             tau[era_idx[tgt]] = out
     return tau
+
+
+def rank_groups(season: np.ndarray, years: np.ndarray, window_years: int) -> np.ndarray:
+    """The (era, seasonal block) group of each time step, as used by :func:`seasonal_ranks`.
+
+    >>> rank_groups(np.array([0.0, 0.5, 0.99]), np.array([2000, 2000, 2001]), 31).tolist()
+    [0, 6, 11]
+    """
+    season = np.asarray(season, dtype=np.float64)
+    years = np.asarray(years)
+    block = np.minimum((season * N_BLOCKS).astype(int), N_BLOCKS - 1)
+    group = np.zeros(season.shape, dtype=np.int64)
+    for e, (targets, _) in enumerate(_eras(years, window_years)):
+        rows = np.isin(years, targets)
+        group[rows] = e * N_BLOCKS + block[rows]
+    return group

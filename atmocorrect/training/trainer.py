@@ -228,7 +228,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     max_epochs_this_run: int | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Train ``cfg`` and write the checkpoint ``out``; return its path.
 
@@ -238,6 +238,10 @@ def train(
     """
     out = Path(out)
     work = Path(work) if work else out.with_name(out.name + ".work")
+    if log is None:
+        def log(text: str) -> None:
+            print(text, flush=True)
+
     if not cfg.data:
         raise UsageError("the experiment config names no training set: set [data] path or --data")
     world = distributed.init()
@@ -364,6 +368,9 @@ def train(
                     save_state(state_dir, model.net, opt, {**nxt, "history": history, "config": cfg.to_dict()})
                     metrics = {"history": history, "val_loss": val, "train_loss": train_loss}
                     write_checkpoint(out, _manifest(cfg, data, model, metrics), model.net.state_dict())
+                    if epoch + 1 == n_epochs and si + 1 < len(stages):  # keep each stage's result
+                        write_checkpoint(work / f"after_{stage}", _manifest(cfg, data, model, metrics),
+                                         model.net.state_dict())
                     extra = f" val_rollout={row['val_rollout_loss']:.4g}" if "val_rollout_loss" in row else ""
                     log(f"{cls} {stage} epoch {epoch + 1}/{n_epochs}: train={train_loss:.4g} "
                         f"val={val:.4g}{extra} ({row['seconds']:.1f}s)")

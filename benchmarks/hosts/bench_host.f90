@@ -39,6 +39,7 @@ program bench_host
   logical :: periods(2) = [.true., .false.]
   real(dp), allocatable, target :: f(:, :, :, :)
   real(dp) :: t0, t_init, ta, tb, time, dt = 60.0_dp
+  real :: c0, c1, ca, cb
   integer(kind=8) :: address
 
   call MPI_Init(ierr)
@@ -108,11 +109,14 @@ program bench_host
       if (ref /= 0) call time_b(); call time_a()
     end if
     if (ref /= 0) then
-      write (*, '(a,i0,a,i0,a,es14.6,a,es14.6)') "BENCH rep rank=", rank, " rep=", r, " step=", ta, " forward=", tb
+      write (*, '(a,i0,a,i0,4(a,g0))') "BENCH rep rank=", rank, " rep=", r, " step=", ta, " forward=", tb, &
+        " step_cpu=", ca, " forward_cpu=", cb
     else
-      write (*, '(a,i0,a,i0,a,es14.6)') "BENCH rep rank=", rank, " rep=", r, " step=", ta
+      write (*, '(a,i0,a,i0,2(a,g0))') "BENCH rep rank=", rank, " rep=", r, " step=", ta, " step_cpu=", ca
     end if
   end do
+
+  call pyexec("_bp.report()")
 
   if (probe /= 0) then           ! one more step, with the allocation probe installed
     call pyexec("_bp.probe_begin()")
@@ -120,6 +124,12 @@ program bench_host
     call atmocorrect_step(ac, time, dt, stat=stat, errmsg=msg)
     call check("step (probe)")
     write (code, '(3a)') "_bp.probe_end('", trim(out), "')"
+    call pyexec(code)
+    call pyexec("_bp.profile_begin()")   ! and one under cProfile
+    time = time + dt
+    call atmocorrect_step(ac, time, dt, stat=stat, errmsg=msg)
+    call check("step (profile)")
+    write (code, '(3a)') "_bp.profile_end('", trim(out), "')"
     call pyexec(code)
   end if
 
@@ -131,18 +141,24 @@ contains
 
   subroutine time_a()
     call MPI_Barrier(cart, ierr)
+    call cpu_time(c0)
     t0 = MPI_Wtime()
     time = time + dt
     call atmocorrect_step(ac, time, dt, stat=stat, errmsg=msg)
     ta = MPI_Wtime() - t0
+    call cpu_time(c1)
+    ca = c1 - c0
     call check("step")
   end subroutine time_a
 
   subroutine time_b()
     call MPI_Barrier(cart, ierr)
+    call cpu_time(c0)
     t0 = MPI_Wtime()
     call pyexec("_bp.forward()")
     tb = MPI_Wtime() - t0
+    call cpu_time(c1)
+    cb = c1 - c0
   end subroutine time_b
 
   subroutine pyexec(text)

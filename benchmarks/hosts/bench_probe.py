@@ -17,8 +17,12 @@ layer made of the state before the model saw it.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
 import os
+import pstats
+import time
 import tracemalloc
 
 import numpy as np
@@ -70,6 +74,20 @@ def arm() -> None:
     else:
         raise RuntimeError("the predictor ran no torch module during the warm-up step")
     name, mod, inputs = _s["ref"]
+    # from now on, time the network inside every step (wall and CPU of this thread)
+    _s["instep"] = []
+    _s["instep_on"] = True
+
+    def pre(m, args):
+        if _s["instep_on"]:
+            _s["t_pre"] = (time.perf_counter(), time.thread_time())
+
+    def post(m, args, out):
+        if _s["instep_on"] and "t_pre" in _s:
+            w0, c0 = _s.pop("t_pre")
+            _s["instep"].append((time.perf_counter() - w0, time.thread_time() - c0))
+
+    _s["hooks"] = [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
     info = {
         "module": name,
         "calls_per_step": len(inputs),
@@ -83,9 +101,47 @@ def arm() -> None:
 def forward() -> None:
     """The network on the captured inputs: what the step costs without the coupling."""
     _name, mod, inputs = _s["ref"]
-    with torch.inference_mode():
-        for x in inputs:
-            mod(x)
+    _s["instep_on"] = False
+    try:
+        with torch.inference_mode():
+            for x in inputs:
+                mod(x)
+    finally:
+        _s["instep_on"] = True
+
+
+def report() -> None:
+    """Print the network's in-step times (one line per timed step) and remove the hooks."""
+    for h in _s.get("hooks", []):
+        h.remove()
+    _s["hooks"] = []
+    rows = _s.get("instep", [])
+    print("BENCH instep " + json.dumps({"rank": _s["c"].rank, "wall": [r[0] for r in rows],
+                                        "cpu": [r[1] for r in rows]}), flush=True)
+
+
+def profile_begin() -> None:
+    """Profile the next step with cProfile (timer: this thread's CPU time)."""
+    _s["prof"] = cProfile.Profile(time.thread_time)
+    _s["prof"].enable()
+
+
+def profile_end(path: str) -> None:
+    prof = _s.pop("prof")
+    prof.disable()
+    buf = io.StringIO()
+    st = pstats.Stats(prof, stream=buf)
+    st.sort_stats("cumulative").print_stats(30)
+    total = sum(v[2] for v in st.stats.values())  # tottime summed: CPU seconds of the step
+    rows = []
+    for (fn, line, name), (_cc, nc, tt, ct, _callers) in st.stats.items():
+        rows.append({"function": f"{os.path.basename(fn)}:{line}({name})", "calls": nc,
+                     "tottime": tt, "cumtime": ct})
+    rows.sort(key=lambda r: -r["tottime"])
+    if path:
+        root, ext = os.path.splitext(path)
+        with open(f"{root}.profile.rank{_s['c'].rank}{ext or '.json'}", "w") as fh:
+            json.dump({"cpu_seconds": total, "top_self": rows[:25], "text": buf.getvalue()}, fh, indent=1)
 
 
 # ---------------------------------------------------------------------- allocation probe

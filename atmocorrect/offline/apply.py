@@ -1,0 +1,478 @@
+"""Correct simulation files: chunk by chunk with dask, CF metadata, atomic write.
+
+The input is opened lazily with dask, in chunks of grid points that each hold the whole time
+axis (ranks and calibration are per point, over time), so memory is bounded by
+``chunk_points x time steps``, not by the file. The output keeps the input's variable names,
+dimensions (and their order and latitude direction), coordinates, time encoding, attributes,
+plus a ``history`` line and ``bias_adjustment`` attributes; it is written to a temporary
+sibling and renamed into place, so a reader never sees half a file.
+
+Example
+-------
+>>> req = CorrectionRequest(method="ml", inputs=("sim.nc",), output="sim.nc",
+...                         model="ckpt/")
+>>> correct_file(req)
+Traceback (most recent call last):
+atmocorrect.errors.UsageError: the output sim.nc is the input file; write to another path
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from .. import units as U
+from ..checkpoint import Manifest, read_manifest, read_weights
+from ..data.coords import restore_layout
+from ..data.pairs import PairConfig, load_pair
+from ..data.readers import open_dataset
+from ..data.timeaxis import (
+    format_period,
+    infer_frequency,
+    parse_period,
+    season_position,
+    select_years,
+    years,
+)
+from ..errors import DataError, FieldError, UsageError
+from .config import METHODS, ApplyConfig
+from .ranks import rank_groups, seasonal_ranks
+
+ROWS_PER_CALL = 200_000
+MEAN_LEVELS = (np.arange(64) + 0.5) / 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CorrectionRequest:
+    """One ``atmocorrect correct`` run.
+
+    method:
+        ``ml`` (needs ``model``) or a classical method (needs ``reference`` and ``historical``,
+        or a ``model`` checkpoint whose provenance names them).
+    inputs:
+        The simulation file(s) to correct (several: split in time, or one per variable).
+    period:
+        Only these years of the input are corrected and written.
+    calibration:
+        Calibration years for the classical methods (default: the checkpoint's, else
+        1979-2004).
+    """
+
+    method: str
+    inputs: tuple[str | os.PathLike, ...]
+    output: str | os.PathLike
+    model: str | os.PathLike | None = None
+    reference: tuple[str | os.PathLike, ...] = ()
+    historical: tuple[str | os.PathLike, ...] = ()
+    variables: tuple[str, ...] = ()
+    period: tuple[int, int] | None = None
+    calibration: tuple[int, int] | None = None
+    apply: ApplyConfig | None = None
+    overwrite: bool = False
+    progress: bool = False
+    command: str | None = None
+    pair: PairConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if not self.inputs:
+            raise UsageError("no input file given")
+
+
+# ------------------------------------------------------------------------------ checks
+def check_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
+                overwrite: bool) -> Path:
+    """Refuse writing over an input, or over an existing file without ``overwrite``."""
+    out = Path(output)
+    for p in inputs:
+        p = Path(p)
+        same = out.resolve() == p.resolve() or (
+            out.exists() and p.exists() and os.path.samefile(out, p)
+        )
+        if same:
+            raise UsageError(f"the output {out} is the input file; write to another path")
+    if out.exists() and not overwrite:
+        raise UsageError(f"the output {out} exists; pass --overwrite to replace it")
+    if out.exists() and out.is_dir():
+        raise UsageError(f"the output {out} is a directory")
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def open_inputs(paths: Sequence[str | os.PathLike], chunks: dict[str, int] | None) -> xr.Dataset:
+    """Open the inputs: files with the same variables continue each other in time, files with
+    different variables are merged."""
+    opened = [open_dataset(p, chunks=chunks) for p in paths]
+    layout = opened[0].encoding.get("atmocorrect_layout")
+    by_vars: dict[tuple[str, ...], list[xr.Dataset]] = {}
+    for ds in opened:
+        by_vars.setdefault(tuple(sorted(map(str, ds.data_vars))), []).append(ds)
+    parts = []
+    for group in by_vars.values():
+        if len(group) == 1:
+            parts.append(group[0])
+        else:
+            group.sort(key=lambda d: d["time"].values[0])
+            parts.append(xr.concat(group, dim="time", data_vars="minimal", coords="minimal",
+                                   compat="override", join="override"))
+    try:
+        ds = parts[0] if len(parts) == 1 else xr.merge(parts, compat="override", join="exact",
+                                                       combine_attrs="override")
+    except ValueError as exc:
+        raise DataError(
+            f"input files {', '.join(map(str, paths))} do not share a grid and time axis: {exc}"
+        ) from exc
+    ds.encoding["atmocorrect_layout"] = layout
+    ds.encoding["source"] = ", ".join(map(str, paths))
+    ds.encoding["time_encoding"] = dict(opened[0]["time"].encoding)
+    return ds
+
+
+def _chunks_for(da: xr.DataArray, chunk_points: int) -> dict[str, int]:
+    spatial = [d for d in da.dims if d != "time"]
+    out: dict[str, int] = {"time": -1}
+    remaining = max(1, chunk_points)
+    for d in reversed(spatial):  # fastest-varying dims stay whole first
+        n = da.sizes[d]
+        out[d] = min(n, remaining) if remaining < n else n
+        remaining = max(1, remaining // n)
+    return out
+
+
+# ------------------------------------------------------------------------------ ml
+def load_offline_model(directory: str | os.PathLike, threads: int = 1):
+    from ..models import build_predictor
+
+    manifest = read_manifest(directory)
+    tensors = read_weights(directory, manifest)
+    model = build_predictor(manifest, tensors, {"offline": True, "num_threads": threads})
+    return manifest, model
+
+
+def ml_correct_points(
+    model: Any, var: str, x: np.ndarray, points: np.ndarray, season: np.ndarray,
+    yrs: np.ndarray, cfg: ApplyConfig, frequency: str,
+) -> np.ndarray:
+    """Correct ``x`` (time, n) at checkpoint point indices ``points`` (n,).
+
+    Each value gets ``Delta(tau)`` at its rank ``tau`` in its season and era; then, within each
+    (era, seasonal block), the mean correction is set to the model's mean correction for that
+    season, so the simulation's change of the mean between eras is kept exactly.
+    """
+    y = model.forward_transform(var, x)
+    tau = seasonal_ranks(y, season, yrs, cfg.window_fraction(frequency), cfg.window_years)
+    T, n = x.shape
+    flat_p = np.repeat(points[None, :], T, axis=0).ravel()
+    flat_s = np.repeat(season[:, None], n, axis=1).ravel()
+    flat_tau = tau.ravel()
+    ok = np.isfinite(flat_tau)
+    delta = np.full(flat_tau.shape, np.nan)
+    idx = np.flatnonzero(ok)
+    for start in range(0, idx.size, ROWS_PER_CALL):
+        sl = idx[start : start + ROWS_PER_CALL]
+        delta[sl] = model.delta(var, flat_p[sl], flat_s[sl], flat_tau[sl])
+    delta = delta.reshape(T, n)
+    # mean correction per season at each point: average of Delta over the quantile levels
+    useason, inverse = np.unique(np.round(season, 6), return_inverse=True)
+    dbar = np.zeros((useason.size, n))
+    for j in range(n):
+        rows_p = np.full(useason.size * MEAN_LEVELS.size, points[j])
+        rows_s = np.repeat(useason, MEAN_LEVELS.size)
+        rows_t = np.tile(MEAN_LEVELS, useason.size)
+        dbar[:, j] = model.delta(var, rows_p, rows_s, rows_t).reshape(useason.size, -1).mean(1)
+    dbar_t = dbar[inverse]
+    groups = rank_groups(season, yrs, cfg.window_years)
+    for g in np.unique(groups):
+        rows = groups == g
+        with np.errstate(invalid="ignore"):
+            shift = np.nanmean(dbar_t[rows] - delta[rows], axis=0)
+        delta[rows] += np.where(np.isfinite(shift), shift, 0.0)
+    out = model.inverse_transform(var, y + delta)
+    norm = model.norm[var]
+    if norm["transform"] == "log":
+        out = np.where(x <= norm.get("dry", 0.0), x, out)
+    return np.where(np.isfinite(x), out, np.nan)
+
+
+def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency):
+    shape = x.shape
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, shape[-1]).T
+    points = model.point_index(np.asarray(lat).ravel(), np.asarray(lon).ravel())
+    out = ml_correct_points(model, var, flat, points, season, yrs, cfg, frequency)
+    return out.T.reshape(shape).astype(x.dtype)
+
+
+# ------------------------------------------------------------------------------ classical
+def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t_fut):
+    from .classical import correct_block
+
+    shape = fut.shape
+    f = np.asarray(fut, dtype=np.float64).reshape(-1, shape[-1]).T
+    o = np.asarray(obs, dtype=np.float64).reshape(-1, obs.shape[-1]).T
+    h = np.asarray(hist, dtype=np.float64).reshape(-1, hist.shape[-1]).T
+    out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut)
+    return out.T.reshape(shape).astype(fut.dtype)
+
+
+def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
+    for c in ("lat", "lon"):
+        va, vb = np.asarray(a[c].values, float), np.asarray(b[c].values, float)
+        if va.shape != vb.shape or not np.allclose(va, vb, atol=1e-4):
+            raise DataError(f"{what}: the {c} coordinates of the input and the calibration "
+                            f"simulation differ ({va[:4]}... vs {vb[:4]}...)")
+
+
+# ------------------------------------------------------------------------------ output
+def _history_line(req: CorrectionRequest, detail: str) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cmd = req.command or f"atmocorrect correct --method {req.method}"
+    return f"{now}: {cmd} ({detail}; atmocorrect {__version__})"
+
+
+def _encoding(ds: xr.Dataset, source: xr.Dataset, time_encoding: dict) -> dict[str, dict]:
+    enc: dict[str, dict] = {}
+    keep = ("dtype", "_FillValue", "missing_value", "scale_factor", "add_offset")
+    for name in ds.variables:
+        src = source[name].encoding if name in source.variables else {}
+        e = {k: v for k, v in src.items() if k in keep}
+        if name in ds.data_vars and np.issubdtype(ds[name].dtype, np.floating):
+            e.setdefault("_FillValue", np.float32(1e20) if ds[name].dtype == np.float32 else 1e20)
+            e["zlib"], e["complevel"] = True, 1
+            e["chunksizes"] = _file_chunks(ds[name])
+        elif name not in ds.data_vars or not np.issubdtype(ds[name].dtype, np.floating):
+            e.setdefault("_FillValue", None)
+        enc[str(name)] = e
+    for name in ("time", "time_bounds", "time_bnds"):
+        if name in ds.variables:
+            te = {k: v for k, v in time_encoding.items() if k in ("units", "calendar", "dtype")}
+            enc[name] = {**enc.get(name, {}), **te, "_FillValue": None}
+    return enc
+
+
+def _file_chunks(da: xr.DataArray, target_bytes: int = 4 << 20) -> tuple[int, ...]:
+    """netCDF chunk shape: whole grid per time step, as many steps as fit ~4 MB."""
+    spatial = int(np.prod([da.sizes[d] for d in da.dims if d != "time"], dtype=np.int64))
+    per_step = max(1, spatial * da.dtype.itemsize)
+    steps = int(min(da.sizes.get("time", 1), max(1, target_bytes // per_step)))
+    return tuple(steps if d == "time" else da.sizes[d] for d in da.dims)
+
+
+def write_atomic(ds: xr.Dataset, output: Path, encoding: dict, progress: bool = False,
+                 threads: int = 1) -> Path:
+    """Write ``ds`` to a temporary sibling of ``output`` (computing dask chunk by chunk),
+    then rename it into place."""
+    import dask
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    scheduler = {"scheduler": "synchronous"} if threads <= 1 else {
+        "scheduler": "threads", "num_workers": threads}
+    try:
+        with dask.config.set(**scheduler):
+            if progress:
+                from dask.diagnostics import ProgressBar
+
+                with ProgressBar():
+                    ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
+            else:
+                ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return output
+
+
+# ------------------------------------------------------------------------------ main entry
+def _pair_config_from(manifest: Manifest | None, variables: Sequence[str],
+                      given: PairConfig | None) -> PairConfig:
+    if given is not None:
+        return dataclasses.replace(given, variables=tuple(variables))
+    pair = (manifest.provenance.get("pair") if manifest else None) or {}
+    return PairConfig(
+        variables=tuple(variables),
+        reference_names=dict(pair.get("reference_names") or {}),
+        method=pair.get("method", "linear"),
+        outside=pair.get("outside", "error"),
+        convert_calendar=bool(pair.get("convert_calendar", False)),
+        accumulation_period=pair.get("accumulation_period"),
+    )
+
+
+def correct_file(req: CorrectionRequest) -> Path:
+    """Run one correction; returns the output path."""
+    output = check_paths(req.inputs, req.output, req.overwrite)
+    manifest, model = None, None
+    if req.model is not None:
+        if req.method == "ml":
+            manifest, model = load_offline_model(req.model, threads=(req.apply or ApplyConfig()).threads)
+        else:
+            manifest = read_manifest(req.model)
+    elif req.method == "ml":
+        raise UsageError("--method ml needs --model DIR (a checkpoint from training)")
+    apply_cfg = req.apply or ApplyConfig(**(manifest.hyperparameters.get("apply", {})
+                                            if manifest else {}))
+    ds = open_inputs(req.inputs, chunks=None)
+    layout = ds.encoding.get("atmocorrect_layout")
+    time_encoding = ds.encoding.get("time_encoding", {})
+    source = ds.encoding.get("source", "input")
+    if req.variables:
+        variables = tuple(req.variables)
+    elif manifest is not None:
+        variables = tuple(f.name for f in manifest.fields if f.name in ds.data_vars)
+    else:
+        variables = tuple(str(v) for v in ds.data_vars if "time" in ds[v].dims
+                          and not str(v).startswith("time_b"))
+    if not variables:
+        wanted = ", ".join(manifest.field_names) if manifest else "any"
+        raise DataError(f"{source}: none of the variables to correct ({wanted}) is in the input "
+                        f"(it holds {', '.join(map(str, ds.data_vars))})")
+    for v in variables:
+        if v not in ds.data_vars:
+            raise DataError(f"{source}: no variable {v!r} (the file holds "
+                            f"{', '.join(map(str, ds.data_vars))})")
+    if req.period is not None:
+        ds = select_years(ds, req.period, f"input {source}")
+    frequency = infer_frequency(ds["time"].values, f"input {source}")
+    times = ds["time"].values
+    season = season_position(times, frequency)
+    yrs = years(times)
+    corrected: dict[str, xr.DataArray] = {}
+    detail = ""
+    if req.method == "ml":
+        assert manifest is not None and model is not None
+        trained_freq = manifest.hyperparameters.get("frequency")
+        if trained_freq and trained_freq != frequency:
+            raise DataError(f"{source}: the input is {frequency}ly data but the checkpoint "
+                            f"{req.model} was trained on {trained_freq}ly data")
+        for v in variables:
+            if v not in manifest.field_names:
+                raise FieldError(f"{source}: variable {v!r} is not corrected by checkpoint "
+                                 f"{req.model} (it knows {', '.join(manifest.field_names)})")
+            da = ds[v]
+            have, want = da.attrs.get("units"), manifest.field(v).units
+            if have is None:
+                raise DataError(f"{source}: variable {v!r} has no 'units' attribute; the "
+                                f"checkpoint expects {want!r}")
+            x = da if U.same(have, want) else _convert(da, have, want, source)
+            x = x.chunk(_chunks_for(x, apply_cfg.chunk_points))
+            lat_b, lon_b = xr.broadcast(x["lat"], x["lon"])
+            spatial = [d for d in x.dims if d != "time"]
+            if set(lat_b.dims) - set(spatial):
+                raise DataError(f"{source}: {v!r} lat/lon depend on dims outside {spatial}")
+            lat_b = lat_b.transpose(*[d for d in spatial if d in lat_b.dims])
+            lon_b = lon_b.transpose(*[d for d in spatial if d in lon_b.dims])
+            extra = set(spatial) - set(lat_b.dims)
+            if extra:
+                raise DataError(f"{source}: {v!r} has dims {sorted(extra)} besides the grid; "
+                                "the learned correction is per grid point (select one level)")
+            out = xr.apply_ufunc(
+                _ml_block, x, lat_b.chunk({d: x.chunksizes[d] for d in lat_b.dims}),
+                lon_b.chunk({d: x.chunksizes[d] for d in lon_b.dims}),
+                input_core_dims=[["time"], [], []], output_core_dims=[["time"]],
+                dask="parallelized", output_dtypes=[x.dtype],
+                kwargs={"model": model, "var": v, "season": season, "yrs": yrs,
+                        "cfg": apply_cfg, "frequency": frequency},
+            ).transpose(*x.dims)
+            if not U.same(have, want):
+                out = _convert(out, want, have, source)
+            corrected[v] = out
+        calib = manifest.provenance.get("calibration", "?")
+        detail = (f"method ml: learned quantile-delta correction, checkpoint {req.model}, "
+                  f"calibration {calib}")
+    else:
+        reference = req.reference or tuple(
+            e["path"] for e in (manifest.provenance.get("reference", []) if manifest else []))
+        historical = req.historical or tuple(
+            e["path"] for e in (manifest.provenance.get("simulation", []) if manifest else []))
+        if not reference or not historical:
+            raise UsageError(f"--method {req.method} needs --reference and --historical (or a "
+                             "--model checkpoint whose provenance names them)")
+        calibration = req.calibration or (
+            parse_period(manifest.provenance["calibration"]) if manifest and
+            manifest.provenance.get("calibration") else (1979, 2004))
+        pair = load_pair(historical, reference, _pair_config_from(manifest, variables, req.pair))
+        obs_all = select_years(pair.ref, calibration, "the reference")
+        hist_all = select_years(pair.sim, calibration, "the historical simulation")
+        if pair.frequency != frequency:
+            raise DataError(f"{source}: the input is {frequency}ly, the historical simulation "
+                            f"is {pair.frequency}ly")
+        for v in variables:
+            da = ds[v]
+            _same_grid(da, hist_all[v], source)
+            have, want = da.attrs.get("units"), hist_all[v].attrs.get("units")
+            x = da if U.same(have, want) else _convert(da, have, want, source)
+            chunks = _chunks_for(x, apply_cfg.chunk_points)
+            x = x.chunk(chunks)
+            obs = obs_all[v].assign_coords(lat=x["lat"], lon=x["lon"]).rename(time="time_obs")
+            hist = hist_all[v].assign_coords(lat=x["lat"], lon=x["lon"]).rename(time="time_hist")
+            spatial = {d: c for d, c in chunks.items() if d != "time"}
+            out = xr.apply_ufunc(
+                _classical_block, x, obs.chunk({**spatial, "time_obs": -1}),
+                hist.chunk({**spatial, "time_hist": -1}),
+                input_core_dims=[["time"], ["time_obs"], ["time_hist"]],
+                output_core_dims=[["time"]], dask="parallelized", output_dtypes=[x.dtype],
+                kwargs={"method": req.method, "var": v, "frequency": frequency,
+                        "t_obs": obs["time_obs"].values, "t_hist": hist["time_hist"].values,
+                        "t_fut": times},
+            ).transpose(*x.dims)
+            if not U.same(have, want):
+                out = _convert(out, want, have, source)
+            corrected[v] = out
+        detail = (f"method {req.method} from ibicus, reference {', '.join(map(str, reference))}, "
+                  f"calibration {format_period(calibration)}")
+    out_ds = _assemble(ds, corrected, req, detail)
+    out_ds = restore_layout(out_ds, layout)
+    src_for_enc = restore_layout(ds, layout)
+    encoding = _encoding(out_ds, src_for_enc, time_encoding)
+    return write_atomic(out_ds, output, encoding, progress=req.progress,
+                        threads=apply_cfg.threads)
+
+
+def _convert(da: xr.DataArray, have: str, want: str, source: str) -> xr.DataArray:
+    try:
+        out = U.convert(da, have, want, what=f"{source}: {da.name}")
+    except FieldError as exc:
+        raise DataError(f"{source}: variable {da.name!r} is in {have!r}, the correction works "
+                        f"in {want!r}, and these do not convert ({exc})") from exc
+    out.attrs = {**da.attrs, "units": want}
+    return out
+
+
+def _assemble(ds: xr.Dataset, corrected: dict[str, xr.DataArray], req: CorrectionRequest,
+              detail: str) -> xr.Dataset:
+    keep = list(corrected)
+    for b in ("time_bounds", "time_bnds"):
+        if b in ds.data_vars:
+            keep.append(b)
+    out = ds[keep].copy()
+    for v, da in corrected.items():
+        attrs = dict(ds[v].attrs)
+        attrs["bias_adjustment"] = detail
+        out[v] = da.assign_attrs(attrs)
+    attrs = dict(ds.attrs)
+    attrs.pop("source_file", None)
+    if "tracking_id" in attrs:
+        attrs["input_tracking_id"] = attrs.pop("tracking_id")
+    old = str(attrs.get("history", "")).strip()
+    line = _history_line(req, detail)
+    attrs["history"] = f"{line}\n{old}" if old else line
+    conv = str(attrs.get("Conventions", ""))
+    if "CF-" not in conv:
+        attrs["Conventions"] = (conv + " CF-1.8").strip()
+    attrs["bias_adjustment"] = detail
+    attrs["input_files"] = ", ".join(map(str, req.inputs))
+    out.attrs = attrs
+    return out

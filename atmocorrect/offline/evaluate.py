@@ -1,0 +1,268 @@
+"""``atmocorrect evaluate offline``: score corrected simulations against a reference.
+
+Every file is compared with the reference interpolated to its points, over a held-out period:
+mean bias, seasonal-cycle MAE (12 monthly means), 5th/50th/95th percentile bias, standard
+deviation ratio, frost days per year (daily temperature), lag-1 autocorrelation difference
+(of the series, and of its anomalies from the seasonal cycle); and, where a corrected baseline
+and a corrected future are given, the climate-change signal and how much the correction
+changed it relative to ``raw``. Output: a Markdown table, a JSON report
+``{"methods": {name: {metric: value}}, "meta": {...}}`` and plots.
+
+Example
+-------
+::
+
+    atmocorrect evaluate offline --reference era5.nc --period 2005-2014 \\
+        --method raw=tas_hist.nc --method ml=corrected.nc --method qdm=qdm.nc \\
+        --signal raw=tas_hist.nc:tas_ssp585.nc --signal ml=ml_hist.nc:ml_ssp585.nc \\
+        --json report.json --plots runs/offline/
+
+>>> table = markdown_table({"methods": {"raw": {"mean_bias": 0.1}, "qdm": {"mean_bias": 0.2}}})
+>>> print(table.splitlines()[0])
+| method | mean bias |
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import units as U
+from ..data.pairs import PairConfig, load_pair
+from ..data.readers import open_dataset
+from ..data.timeaxis import format_period, months, parse_period, select_years
+from ..errors import DataError, UsageError
+from .metrics import METRICS, SIGNAL_METRICS, at_least_as_good, climate_signal, marginal_metrics
+
+TEMPERATURE_NAMES = {"tas", "t2m", "tasmin", "tasmax", "ta", "t", "2t"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+    """What to evaluate.
+
+    methods:
+        Name -> file(s) covering the held-out ``period`` (``raw`` is the uncorrected input).
+    signals:
+        Name -> (corrected baseline file, corrected future file) for the climate-change signal;
+        the baseline is averaged over ``baseline_period``, the future over its whole span.
+    """
+
+    reference: tuple[str, ...]
+    variables: tuple[str, ...]
+    period: tuple[int, int]
+    methods: Mapping[str, tuple[str, ...]]
+    signals: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    baseline_period: tuple[int, int] = (1979, 2004)
+    pair: PairConfig | None = None
+    plots: str | None = None
+
+
+def _frost_threshold(var: str, units: str | None, attrs: Mapping[str, Any]) -> float | None:
+    is_temp = var in TEMPERATURE_NAMES or attrs.get("standard_name") == "air_temperature"
+    if not is_temp:
+        return None
+    if U.same(units, "K"):
+        return 273.15
+    if U.same(units, "degC"):
+        return 0.0
+    return None
+
+
+def _flat(da) -> np.ndarray:
+    return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
+
+
+def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
+    """Compute the report; writes plots when ``spec.plots`` is a directory."""
+    if not spec.methods:
+        raise UsageError("nothing to evaluate: give at least one --method NAME=FILE")
+    multi = len(spec.variables) > 1
+    report: dict[str, Any] = {"methods": {}, "meta": {}}
+    cycles: dict[str, dict[str, np.ndarray]] = {v: {} for v in spec.variables}
+    quants: dict[str, dict[str, np.ndarray]] = {v: {} for v in spec.variables}
+    ref_q: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    levels = np.arange(1, 100)
+    for name, files in spec.methods.items():
+        cfg = dataclasses.replace(spec.pair, variables=spec.variables) if spec.pair else \
+            PairConfig(variables=spec.variables)
+        pair = load_pair(list(files), list(spec.reference), cfg)
+        sim = select_years(pair.sim, spec.period, f"{name} ({', '.join(files)})")
+        ref = select_years(pair.ref, spec.period, "the reference")
+        row: dict[str, float] = {}
+        for var in spec.variables:
+            s, r = _flat(sim[var]), _flat(ref[var])
+            u = str(sim[var].attrs.get("units", ""))
+            units[var] = u
+            thr = _frost_threshold(var, u, sim[var].attrs)
+            m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr)
+            for k, v in m.items():
+                row[f"{var}:{k}" if multi else k] = v
+            ms, mr = months(sim["time"].values), months(ref["time"].values)
+            cycles[var][name] = np.array([np.nanmean(s[ms == k]) for k in range(1, 13)])
+            cycles[var].setdefault("reference", np.array([np.nanmean(r[mr == k]) for k in range(1, 13)]))
+            quants[var][name] = np.nanmean(np.nanpercentile(s, levels, axis=0), axis=1)
+            ref_q.setdefault(var, np.nanmean(np.nanpercentile(r, levels, axis=0), axis=1))
+        report["methods"][name] = row
+    signals = {}
+    for name, (base_file, fut_file) in spec.signals.items():
+        base = select_years(open_dataset(base_file), spec.baseline_period, f"{name} baseline {base_file}")
+        fut = open_dataset(fut_file)
+        for var in spec.variables:
+            if var not in base or var not in fut:
+                raise DataError(f"signal files for {name!r} lack {var!r} ({base_file}, {fut_file})")
+            key = f"{var}:climate_change_signal" if multi else "climate_change_signal"
+            signals.setdefault(name, {})[key] = climate_signal(_flat(base[var]), _flat(fut[var]))
+    for name, vals in signals.items():
+        row = report["methods"].setdefault(name, {})
+        row.update(vals)
+        if "raw" in signals:
+            for key, v in vals.items():
+                row[key.replace("climate_change_signal", "climate_change_signal_change")] = (
+                    v - signals["raw"][key])
+    report["meta"] = {
+        "variables": list(spec.variables),
+        "units": units,
+        "period": format_period(spec.period),
+        "baseline_period": format_period(spec.baseline_period),
+        "reference": list(spec.reference),
+        "files": {k: list(v) for k, v in spec.methods.items()},
+        "signal_files": {k: list(v) for k, v in spec.signals.items()},
+        "note": "biases are simulation minus reference, averaged over points; "
+                "std_ratio is simulation/reference",
+    }
+    if "ml" in report["methods"] and "qdm" in report["methods"]:
+        report["meta"]["ml_vs_qdm"] = compare(report, "ml", "qdm")
+    if spec.plots:
+        from .plots import qq_plot, seasonal_cycle_plot
+
+        out = Path(spec.plots)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for var in spec.variables:
+            suffix = f"_{var}" if multi else ""
+            written.append(str(seasonal_cycle_plot(
+                cycles[var], var, units[var], out / f"seasonal_cycle{suffix}.png",
+                f"{var}: monthly means, {format_period(spec.period)}")))
+            written.append(str(qq_plot(
+                quants[var], ref_q[var], var, units[var], out / f"qq{suffix}.png",
+                f"{var}: quantiles 1-99, {format_period(spec.period)}")))
+        report["meta"]["plots"] = written
+    return report
+
+
+def _metric_keys(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    present: set[str] = set()
+    for row in report["methods"].values():
+        present.update(row)
+    keys = []
+    variables = report.get("meta", {}).get("variables") or [None]
+    for var in variables:
+        for key, label, how in METRICS + SIGNAL_METRICS:
+            full = f"{var}:{key}" if var and len(variables) > 1 else key
+            if full in present:
+                keys.append((full, f"{var} {label}" if len(variables) > 1 else label, how))
+    return keys
+
+
+def compare(report: Mapping[str, Any], a: str, b: str) -> dict[str, bool | None]:
+    """Per metric: is method ``a`` at least as good as ``b``?"""
+    ra, rb = report["methods"][a], report["methods"][b]
+    return {k: at_least_as_good(ra.get(k), rb.get(k), how)
+            for k, _, how in _metric_keys(report) if how != "none"}
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:+.3f}" if abs(v) < 100 else f"{v:+.1f}"
+
+
+def markdown_table(report: Mapping[str, Any]) -> str:
+    """The side-by-side table: one row per method, one column per metric."""
+    keys = _metric_keys(report)
+    head = "| method | " + " | ".join(label for _, label, _ in keys) + " |"
+    sep = "|---|" + "---|" * len(keys)
+    rows = [head, sep]
+    for name, vals in report["methods"].items():
+        rows.append(f"| {name} | " + " | ".join(_fmt(vals.get(k)) for k, _, _ in keys) + " |")
+    cmp_ = report.get("meta", {}).get("ml_vs_qdm")
+    if cmp_:
+        marks = {True: "yes", False: "**no**", None: "n/a"}
+        rows.append("| ml at least as good as qdm | " + " | ".join(
+            marks[cmp_.get(k)] if k in cmp_ else "" for k, _, _ in keys) + " |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------- command line
+DESCRIPTION = "Score offline corrections against a reference on a held-out period."
+EPILOG = __doc__.split("Example\n-------\n::\n", 1)[1].split(">>>", 1)[0] if "::" in __doc__ else None
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{what} {item!r} is not NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``atmocorrect evaluate offline``."""
+    parser.add_argument("--reference", nargs="+", required=True, metavar="FILE",
+                        help="reference file(s), e.g. ERA5 (interpolated to each file's points)")
+    parser.add_argument("--variables", nargs="+", default=["tas"], metavar="VAR",
+                        help="variables to score (simulation names; default tas)")
+    parser.add_argument("--period", default="2005-2014", help="held-out years (default 2005-2014)")
+    parser.add_argument("--method", action="append", default=[], metavar="NAME=FILE",
+                        help="a corrected file covering the period; repeat (raw=the input)")
+    parser.add_argument("--signal", action="append", default=[], metavar="NAME=BASE:FUTURE",
+                        help="corrected baseline and future files for the climate-change signal")
+    parser.add_argument("--baseline-period", default="1979-2004",
+                        help="years of the baseline for the signal (default 1979-2004)")
+    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
+                        help="reference name of a variable when not the usual ERA5 one")
+    parser.add_argument("--outside", choices=("error", "drop"), default="error",
+                        help="simulation points outside the reference domain")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle and Q-Q plots here")
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = {k: (v,) for k, v in _pairs(args.method, "--method").items()}
+    signals = {}
+    for k, v in _pairs(args.signal, "--signal").items():
+        if ":" not in v:
+            raise UsageError(f"--signal {k}={v}: expected BASELINE_FILE:FUTURE_FILE")
+        b, f = v.split(":", 1)
+        signals[k] = (b, f)
+    spec = EvaluationSpec(
+        reference=tuple(args.reference),
+        variables=tuple(args.variables),
+        period=parse_period(args.period),
+        methods=methods,
+        signals=signals,
+        baseline_period=parse_period(args.baseline_period),
+        pair=PairConfig(variables=tuple(args.variables),
+                        reference_names=_pairs(args.reference_name, "--reference-name"),
+                        outside=args.outside),
+        plots=args.plots,
+    )
+    report = evaluate(spec)
+    print(markdown_table(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {path}")
+    return 0

@@ -1,0 +1,205 @@
+"""The network alone: roofline fraction, torch.profiler breakdown, and the AOTInductor backend."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import bench_common as bc
+
+
+def _timed(fn, reps: int = 1) -> tuple[float, float]:
+    """(wall, CPU of this thread) of ``fn()``."""
+    w0, c0 = time.perf_counter(), time.thread_time()
+    for _ in range(reps):
+        fn()
+    return time.perf_counter() - w0, time.thread_time() - c0
+
+
+def roofline(n_windows: int, n_levels: int = 5, reps: int = 5, threads: int = 1,
+             mm_size: int = 2048, profile: bool = True) -> dict:
+    """FLOP/s of the default transformer's forward over FLOP/s of a float32 matmul, same run.
+
+    FLOPs are counted by torch.utils.flop_counter (matmuls, einsum/bmm, attention), i.e. the
+    useful arithmetic; elementwise ops (norms, GELU, residuals) are not counted, as usual for
+    MFU figures. Forward and matmul alternate, ``reps`` pairs; thread CPU time is the primary
+    clock (the machine is shared), wall time is reported too.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from atmocorrect.models.neural import build_net
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    fields = len(bc.FIELDS)
+    net = build_net("transformer", fields, n_levels, list(range(fields)), (1, 1), {"n_levels": n_levels}).eval()
+    w = torch.randn(n_windows, fields, n_levels, 3, 3)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            net(w)
+        flops = counter.get_total_flops()
+        by_op = {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}
+        a, b = torch.randn(mm_size, mm_size), torch.randn(mm_size, mm_size)
+        torch.mm(a, b)  # warm-up
+        fwd_w, fwd_c, mm_w, mm_c = [], [], [], []
+        mm_reps = 3
+        for r in range(reps):
+            pair = [("f", lambda: net(w)), ("m", lambda: torch.mm(a, b))]
+            if r % 2:
+                pair.reverse()
+            for kind, fn in pair:
+                wall, cpu = _timed(fn, 1 if kind == "f" else mm_reps)
+                if kind == "f":
+                    fwd_w.append(wall)
+                    fwd_c.append(cpu)
+                else:
+                    mm_w.append(wall / mm_reps)
+                    mm_c.append(cpu / mm_reps)
+    mm_flops = 2.0 * mm_size**3
+    frac_cpu = [flops / f / (mm_flops / m) for f, m in zip(fwd_c, mm_c, strict=True)]
+    frac_wall = [flops / f / (mm_flops / m) for f, m in zip(fwd_w, mm_w, strict=True)]
+    res = {
+        "roofline_fraction": bc.median(frac_cpu),
+        "roofline_fraction_wall": bc.median(frac_wall),
+        "forward_gflops": flops / bc.median(fwd_c) / 1e9,
+        "matmul_gflops": mm_flops / bc.median(mm_c) / 1e9,
+        "flops_per_forward": int(flops),
+        "flops_per_window": flops / n_windows,
+        "flops_by_op": by_op,
+        "n_windows": n_windows,
+        "threads": threads,
+        "matmul": f"float32 {mm_size}x{mm_size} @ {mm_size}x{mm_size}",
+        "model": bc.net_size(n_levels),
+        "reps": reps,
+    }
+    if profile:
+        res["profile"] = torch_profile(net, w[: min(n_windows, 4096)])
+        res["chunked"] = chunk_sweep(net, w, [n_windows, 1024, 256], flops)
+    return res
+
+
+def torch_profile(net, w, top: int = 8) -> list[dict]:
+    """Self CPU time per aten op of one forward (torch.profiler)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        net(w)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            net(w)
+    rows = []
+    total = 0.0
+    for evt in prof.key_averages():
+        total += evt.self_cpu_time_total
+        rows.append((evt.key, evt.self_cpu_time_total, evt.count))
+    rows.sort(key=lambda r: -r[1])
+    return [{"op": k, "self_cpu_fraction": round(t / total, 4), "calls": c} for k, t, c in rows[:top]]
+
+
+def chunk_sweep(net, w, chunks: list[int], flops: float) -> dict:
+    """The same forward over the batch in chunks of ``c`` windows: GFLOP/s (thread CPU time)."""
+    import torch
+
+    out = {}
+    with torch.inference_mode():
+        for c in chunks:
+            fn = lambda c=c: [net(x) for x in w.split(c)]  # noqa: E731
+            fn()
+            _wall, cpu = _timed(fn)
+            out[str(c)] = round(flops / cpu / 1e9, 2)
+    return out
+
+
+# ---------------------------------------------------------------------- AOTInductor
+def _package_key(ckpt: Path) -> str:
+    import torch
+
+    import atmocorrect.models.neural as neural
+
+    h = hashlib.sha256()
+    h.update(torch.__version__.encode())
+    h.update(Path(neural.__file__).read_bytes())
+    h.update((ckpt / "weights.safetensors").read_bytes())
+    h.update((ckpt / "manifest.json").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def aot_compile(ckpt: Path, example_windows: int = 512) -> tuple[Path, float]:
+    """torch.export the checkpoint's model (normalisation included) with a dynamic batch and
+    compile it with AOTInductor into a .pt2 package (cached under build/bench/aoti)."""
+    import torch
+
+    from atmocorrect.checkpoint import read_manifest, read_weights
+    from atmocorrect.models.neural import model_from_manifest
+
+    key = _package_key(ckpt)
+    pkg = bc.BUILD / "aoti" / f"model-{key}.pt2"
+    if pkg.exists():
+        return pkg, 0.0
+    pkg.parent.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(ckpt)
+    model = model_from_manifest(manifest, read_weights(ckpt, manifest)).eval().float()
+    nf, nl = len(manifest.fields), int(manifest.hyperparameters.get("n_levels", 1))
+    win = tuple(2 * h + 1 for h in manifest.halo)
+    example = torch.randn(example_windows, nf, nl, *win)
+    t0 = time.perf_counter()
+    batch = torch.export.Dim("windows", min=2, max=1 << 24)
+    with torch.inference_mode():
+        ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    tmp = pkg.with_suffix(".tmp.pt2")
+    torch._inductor.aoti_compile_and_package(ep, package_path=str(tmp))
+    tmp.replace(pkg)
+    return pkg, time.perf_counter() - t0
+
+
+def aot_vs_embedded(ckpt: Path, nx: int, ny: int, reps: int = 5, threads: int = 1) -> dict:
+    """The corrector's tendency with the embedded (eager torch) model and with the AOTInductor
+    package swapped in, same inputs, interleaved; increments compared to float tolerance."""
+    import numpy as np
+    import torch
+
+    import atmocorrect
+
+    torch.set_num_threads(threads)
+    pkg, compile_s = aot_compile(ckpt)
+    runner = torch._inductor.aoti_load_package(str(pkg))
+
+    class AOTModel(torch.nn.Module):
+        def forward(self, w):
+            return runner(w)
+
+    emb = atmocorrect.load(ckpt, run={"num_threads": threads})
+    aot = atmocorrect.load(ckpt, run={"num_threads": threads})
+    aot.predictor.model = AOTModel()
+    torch.set_num_threads(threads)
+    nl = emb.manifest.fields[0].levels
+    rng = np.random.default_rng(0)
+    state = {f: np.asfortranarray(rng.standard_normal((nx, ny, nl))) for f in bc.FIELDS}
+    ref = emb.tendency(state)
+    got = aot.tendency(state)
+    scale = max(float(np.abs(v).max()) for v in ref.values())
+    max_diff = max(float(np.abs(ref[k] - got[k]).max()) for k in ref)
+    te, ta = [], []
+    for r in range(reps):
+        pair = [("e", emb), ("a", aot)]
+        if r % 2:
+            pair.reverse()
+        for kind, c in pair:
+            _wall, cpu = _timed(lambda c=c: c.tendency(state))
+            (te if kind == "e" else ta).append(cpu)
+    return {
+        "aot_vs_embedded_ratio": bc.median_of_ratios(ta, te),
+        "embedded_seconds": bc.median(te),
+        "aot_seconds": bc.median(ta),
+        "max_abs_diff": max_diff,
+        "max_abs_tendency": scale,
+        "relative_diff": max_diff / scale if scale else 0.0,
+        "equal_to_float_tolerance": bool(max_diff <= 1e-4 * scale + 1e-12),
+        "compile_seconds": round(compile_s, 1),
+        "package": str(pkg.relative_to(bc.REPO)) if pkg.is_relative_to(bc.REPO) else str(pkg),
+        "block": [nx, ny, nl],
+        "threads": threads,
+        "reps": reps,
+    }

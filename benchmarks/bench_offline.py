@@ -1,0 +1,108 @@
+"""Offline correction: ``atmocorrect correct`` beside ibicus QDM, time and peak memory.
+
+Both sides run as commands in their own processes (imports included, as a user runs them), file
+in and file out, on the held-out 2005-2014 part of the shared daily simulation (1x) and on a copy
+with its points tiled 20 times (20x); peak RSS is each process's own (RUSAGE_CHILDREN of a
+wrapper that runs only that command).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import bench_common as bc
+
+_RSS_WRAPPER = (
+    "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "print(json.dumps({'rc': p.returncode, 'wall': time.perf_counter() - t, "
+    "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, "
+    "'stdout': p.stdout[-2000:], 'stderr': p.stderr[-2000:]}))"
+)
+
+
+def measured(cmd: list[str], timeout: float = 600) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True,
+                          timeout=timeout)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {res['stderr'][-1500:]}")
+    return res
+
+
+def sample_dir() -> Path:
+    try:
+        from atmocorrect.data.samples import missing_reason, sample_data_dir
+    except ImportError:  # pragma: no cover
+        raise bc.Skip("atmocorrect.data.samples is missing") from None
+    d = sample_data_dir()
+    if d is None:
+        raise bc.Skip(missing_reason())
+    return d
+
+
+def correct_cli() -> tuple[str, str]:
+    """(the atmocorrect executable, its `correct --help`), or Skip if the command is not there."""
+    exe = str(bc.VENV_BIN / "atmocorrect")
+    proc = subprocess.run([exe, "correct", "--help"], capture_output=True, text=True)
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "--method" not in text or "--input" not in text:
+        raise bc.Skip("`atmocorrect correct` is not implemented yet (atmocorrect/commands/correct.py "
+                      "raises 'not implemented'; issue 5): nothing to time against ibicus QDM")
+    return exe, text
+
+
+def qdm(data: Path, inp: Path, out: Path) -> dict:
+    res = measured([sys.executable, str(bc.BENCH / "offline_qdm.py"), "--data", str(data),
+                    "--input", str(inp), "--output", str(out)])
+    inner = json.loads(res["stdout"].strip().splitlines()[-1])
+    return {"wall": res["wall"], "peak_rss_mb": res["peak_rss_mb"], "inner_seconds": inner["seconds"]}
+
+
+def offline(reps: int = 2, scale: int = 20, chunk_points: int = 64) -> dict:
+    import offline_qdm
+
+    data = sample_dir()
+    work = bc.scratch("offline-")
+    inputs = {1: offline_qdm.write_input(data, work / "in1.nc", 1),
+              scale: offline_qdm.write_input(data, work / f"in{scale}.nc", scale)}
+    res: dict = {"qdm": {}, "ml": {}, "scale": scale, "chunk_points": chunk_points}
+    for s, path in inputs.items():  # the reference, always measured
+        res["qdm"][f"{s}x"] = qdm(data, path, work / f"qdm{s}.nc")
+    try:
+        exe, help_text = correct_cli()
+    except bc.Skip as exc:
+        res["skip"] = str(exc)
+        return res
+    ckpt = work / "ml"
+    from atmocorrect.data.pairs import PairConfig
+    from atmocorrect.data.samples import DAILY_HISTORICAL, DAILY_REFERENCE
+    from atmocorrect.offline.config import TrainConfig
+    from atmocorrect.offline.train import train_offline
+
+    train_offline([str(data / DAILY_HISTORICAL)], [str(data / DAILY_REFERENCE)], str(ckpt),
+                  PairConfig(("tas",)), TrainConfig(steps=200))
+    extra = ["--chunk-points", str(chunk_points)] if "--chunk-points" in help_text else []
+    res["chunk_option"] = extra or "none (the command's default chunking)"
+    ml_t, qdm_t = [], []
+    for r in range(reps):
+        order = ["ml", "qdm"] if r % 2 == 0 else ["qdm", "ml"]
+        for kind in order:
+            if kind == "ml":
+                m = measured([exe, "correct", "--model", str(ckpt), "--input", str(inputs[1]),
+                              "--output", str(work / "ml1.nc"), "--method", "ml", *extra])
+                ml_t.append(m["wall"])
+            else:
+                qdm_t.append(qdm(data, inputs[1], work / "qdm1b.nc")["wall"])
+    for s, path in inputs.items():
+        res["ml"][f"{s}x"] = measured([exe, "correct", "--model", str(ckpt), "--input", str(path),
+                                       "--output", str(work / f"ml{s}.nc"), "--method", "ml", *extra])
+        res["ml"][f"{s}x"].pop("stdout", None)
+        res["ml"][f"{s}x"].pop("stderr", None)
+    res["offline_time_ratio_vs_ibicus_qdm"] = bc.ratio_of_medians(ml_t, qdm_t)
+    res["offline_peak_rss_mb"] = res["ml"][f"{scale}x"]["peak_rss_mb"]
+    res["rss_growth_1x_to_20x"] = res["ml"][f"{scale}x"]["peak_rss_mb"] / res["ml"]["1x"]["peak_rss_mb"]
+    return res
