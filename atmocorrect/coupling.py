@@ -95,6 +95,7 @@ class Corrector:
         self.local_offset: tuple[int, ...] | None = None
         self.coords: dict[str, np.ndarray] = {}
         self._decomposition: Decomposition | None = None
+        self._flags = np.zeros(2, dtype=np.int32)
         self.last_increment: dict[str, np.ndarray] = {}
         self.stats = {"steps": 0, "skipped_nonfinite": 0}
         self.increment_sum: dict[str, float] = {}
@@ -182,15 +183,23 @@ class Corrector:
         return [f.name for f in self.manifest.fields if f.name not in self.fields]
 
     # ------------------------------------------------------------------ collective helpers
-    def _agree(self, error: BaseException | None, where: str) -> None:
-        """Collectively agree whether a phase succeeded; raise on every rank if one failed."""
+    def _agree(self, error: BaseException | None, where: str, skip: bool = False) -> bool:
+        """Collectively agree whether a phase succeeded; raise on every rank if one failed.
+
+        Returns whether any rank asked to skip the step. One small allreduce on the hot path;
+        messages are gathered only when something failed.
+        """
         if self.comm is None:
             if error is not None:
                 raise error
-            return
-        failed = self.comm.allreduce(1 if error is not None else 0)
-        if failed == 0:
-            return
+            return skip
+        from mpi4py import MPI
+
+        flags = self._flags
+        flags[0], flags[1] = (1 if error is not None else 0), (1 if skip else 0)
+        self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+        if flags[0] == 0:
+            return bool(flags[1])
         messages = self.comm.allgather(
             None if error is None else (type(error).__name__, str(error), getattr(error, "code", 5))
         )
@@ -237,9 +246,7 @@ class Corrector:
                             "state left untouched (set run.nonfinite = 'skip' to skip such steps)"
                         )
                     break
-        if self.comm is not None:
-            skip = bool(self.comm.allreduce(1 if skip else 0))
-        self._agree(error, "atmocorrect_step")
+        skip = self._agree(error, "atmocorrect_step", skip=skip)
         if skip:
             self.stats["skipped_nonfinite"] += 1
             return None

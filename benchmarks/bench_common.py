@@ -199,9 +199,22 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
 
 
+#: A source tree to use instead of the installed package (run.py --source): prepended to
+#: sys.path here and passed as PYTHONPATH to the hosts' embedded interpreters.
+SOURCE: str | None = None
+
+
+def use_source(path: str) -> None:
+    global SOURCE
+    SOURCE = str(Path(path).resolve())
+    sys.path.insert(0, SOURCE)
+
+
 def mpirun(nprocs: int, args: list[str], timeout: float) -> str:
     env = {**os.environ, **MPI_ENV}
     env.pop("PYTHONPATH", None)  # the embedded interpreter imports the INSTALLED package
+    if SOURCE:
+        env["PYTHONPATH"] = SOURCE
     cmd = ["mpirun", "--oversubscribe", "-np", str(nprocs), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
@@ -211,22 +224,27 @@ def mpirun(nprocs: int, args: list[str], timeout: float) -> str:
     return proc.stdout
 
 
-_LINE = re.compile(r"^BENCH (\w+) (.*)$")
+_RECORD = re.compile(r"BENCH (\w+) ")
 
 
 def parse_bench(stdout: str) -> dict[str, list]:
-    """``BENCH key a=1 b=2`` lines -> {key: [{a: 1, b: 2}, ...]}; ``BENCH ref {json}`` too."""
+    """``BENCH key a=1 b=2`` records -> {key: [{a: 1, b: 2}, ...]}; ``BENCH key {json}`` too.
+
+    Records are found wherever they start, not only at line starts: the ranks share one stdout
+    and mpirun may put two ranks' records on one line.
+    """
     out: dict[str, list] = {}
-    for line in stdout.splitlines():
-        m = _LINE.match(line.strip())
-        if not m:
-            continue
-        key, rest = m.groups()
+    starts = list(_RECORD.finditer(stdout))
+    for i, m in enumerate(starts):
+        key = m.group(1)
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(stdout)
+        rest = stdout[m.end():end].strip()
         if rest.startswith("{"):
-            out.setdefault(key, []).append(json.loads(rest))
+            obj, _n = json.JSONDecoder().raw_decode(rest)
+            out.setdefault(key, []).append(obj)
             continue
         row = {}
-        for tok in rest.split():
+        for tok in rest.split("\n")[0].split():
             if "=" in tok:
                 k, v = tok.split("=", 1)
                 try:

@@ -21,6 +21,7 @@ def run_host(exe: Path, ckpt: Path, nprocs: int, nx: int, ny: int, nz: int, reps
             f"nf={len(bc.FIELDS)}", f"reps={reps}", f"warm={warm}", f"ref={int(ref)}",
             f"probe={int(probe)}", f"out={out_prefix}"]
     stdout = bc.mpirun(nprocs, args, timeout=timeout)
+    (out_prefix.parent / "stdout.txt").write_text(stdout)  # kept under build/bench for a look
     parsed = bc.parse_bench(stdout)
     res = summarize(parsed, nprocs)
     if probe:
@@ -120,6 +121,8 @@ def init_breakdown(ckpt: Path) -> dict:
     import time
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if bc.SOURCE:
+        env["PYTHONPATH"] = bc.SOURCE
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
     start = time.perf_counter() - t0

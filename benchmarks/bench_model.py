@@ -203,3 +203,85 @@ def aot_vs_embedded(ckpt: Path, nx: int, ny: int, reps: int = 5, threads: int = 
         "threads": threads,
         "reps": reps,
     }
+
+
+def build_aoti_runner() -> Path:
+    """Compile hosts/aoti_runner.cpp against the libtorch of the installed torch wheel."""
+    import shutil
+    import subprocess
+
+    import torch
+
+    exe = bc.BUILD / "aoti_runner"
+    src = bc.HOSTS / "aoti_runner.cpp"
+    if exe.exists() and exe.stat().st_mtime > src.stat().st_mtime:
+        return exe
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise bc.Skip("no C++ compiler (g++) for the libtorch runner")
+    root = Path(torch.__file__).parent
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    bc.BUILD.mkdir(parents=True, exist_ok=True)
+    cmd = [cxx, "-std=c++20", "-O2", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", f"-I{root / 'include'}",
+           f"-I{root / 'include' / 'torch' / 'csrc' / 'api' / 'include'}", str(src),
+           f"-L{root / 'lib'}", "-ltorch", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{root / 'lib'}",
+           "-o", str(exe)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the libtorch runner failed:\n{proc.stderr[-3000:]}")
+    return exe
+
+
+def aot_cpp(ckpt: Path, n_windows: int = 4096, reps: int = 3, threads: int = 1) -> dict:
+    """The AOTInductor package run by a C++ program linked to libtorch only (no Python), on
+    the same window batch as the eager model in Python: outputs compared, forward times."""
+    import json
+    import subprocess
+
+    import numpy as np
+    import torch
+
+    from atmocorrect.checkpoint import read_manifest, read_weights
+    from atmocorrect.models.neural import model_from_manifest
+
+    t0 = time.perf_counter()
+    exe = build_aoti_runner()
+    build_s = time.perf_counter() - t0
+    pkg, _ = aot_compile(ckpt)
+    manifest = read_manifest(ckpt)
+    model = model_from_manifest(manifest, read_weights(ckpt, manifest)).eval().float()
+    torch.set_num_threads(threads)
+    nf, nl = len(manifest.fields), int(manifest.hyperparameters.get("n_levels", 1))
+    win = tuple(2 * h + 1 for h in manifest.halo)
+    x = torch.randn(n_windows, nf, nl, *win, generator=torch.Generator().manual_seed(0))
+    work = bc.scratch("aoti-")
+    x.numpy().tofile(work / "x.f32")
+    eager = []
+    with torch.inference_mode():
+        ref = model(x).numpy()
+        for _ in range(reps):
+            eager.append(_timed(lambda: model(x))[1])
+    proc = subprocess.run([str(exe), str(pkg), str(work / "x.f32"), str(work / "y.f32"), str(reps),
+                           str(threads), *map(str, x.shape)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"aoti_runner failed: {proc.stderr[-2000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    with torch.inference_mode():
+        for _ in range(reps):  # eager again after: A B A brackets drift
+            eager.append(_timed(lambda: model(x))[1])
+    y = np.fromfile(work / "y.f32", np.float32).reshape(r["out_shape"])
+    diff = float(np.abs(y - ref).max())
+    scale = float(np.abs(ref).max())
+    return {
+        "cpp_vs_eager_forward_cpu": bc.median(r["cpu_seconds"]) / bc.median(eager),
+        "cpp_forward_cpu_seconds": bc.median(r["cpu_seconds"]),
+        "eager_forward_cpu_seconds": bc.median(eager),
+        "cpp_load_seconds": r["load_seconds"],
+        "max_abs_diff": diff,
+        "relative_diff": diff / scale if scale else 0.0,
+        "equal_to_float_tolerance": bool(diff <= 1e-4 * scale + 1e-12),
+        "n_windows": n_windows,
+        "threads": threads,
+        "runner_build_seconds": round(build_s, 1),
+        "runner": str(exe.relative_to(bc.REPO)),
+    }

@@ -34,14 +34,21 @@ def measured(cmd: list[str], timeout: float = 600) -> dict:
 
 
 def sample_dir() -> Path:
-    try:
-        from atmocorrect.data.samples import missing_reason, sample_data_dir
-    except ImportError:  # pragma: no cover
-        raise bc.Skip("atmocorrect.data.samples is missing") from None
-    d = sample_data_dir()
-    if d is None:
-        raise bc.Skip(missing_reason())
+    """$ATMOCORRECT_SAMPLE_DATA, else ../shared/data beside the repository (as the tests do;
+    the installed package cannot know where the repository is)."""
+    import os
+
+    d = Path(os.environ.get("ATMOCORRECT_SAMPLE_DATA") or bc.REPO.parent / "shared" / "data")
+    if not (d / offline_qdm_files()[0]).is_file():
+        raise bc.Skip(f"the shared daily pair is not at {d} (set ATMOCORRECT_SAMPLE_DATA to the "
+                      "folder holding era5/ and cmip6/)")
     return d
+
+
+def offline_qdm_files() -> tuple[str, str]:
+    import offline_qdm
+
+    return offline_qdm.ERA5, offline_qdm.SIM
 
 
 def correct_cli() -> tuple[str, str]:

@@ -15,7 +15,6 @@ import pytest
 from conftest import mpirun
 
 from atmocorrect.checkpoint import FieldSpec, Manifest, write_analytic_checkpoint, write_checkpoint
-from atmocorrect.config import RunConfig
 
 pytestmark = pytest.mark.mpi
 
@@ -25,30 +24,22 @@ UNITS = ["K", "kg kg-1", "Pa"]
 
 def read_blocks(prefix: Path, nranks: int) -> dict[str, np.ndarray]:
     """Assemble the per-rank interior blocks written by gridded_host into global arrays."""
-    t = q = ps = None
+    t: dict[tuple, float] = {}
+    q: dict[tuple, float] = {}
+    ps: dict[tuple, float] = {}
     for r in range(nranks):
-        lines = Path(f"{prefix}.rank{r}.txt").read_text().splitlines()
-        _, i0, j0, snx, sny, nz, _nx = lines[0].split()
-        if t is None:
-            nx, ny = int(_nx), None
-        rows_tq = [ln.split() for ln in lines[1:] if ln.startswith("tq")]
-        rows_ps = [ln.split() for ln in lines[1:] if ln.startswith("ps")]
-        if t is None:
-            ny = max(int(r_[2]) for r_ in rows_tq) + 1  # refined below across ranks
-            t, q, ps = {}, {}, {}
-        for _, i, j, k, tv, qv in rows_tq:
-            t[(int(i), int(j), int(k))] = float(tv)
-            q[(int(i), int(j), int(k))] = float(qv)
-        for _, i, j, pv in rows_ps:
-            ps[(int(i), int(j))] = float(pv)
+        for line in Path(f"{prefix}.rank{r}.txt").read_text().splitlines()[1:]:
+            kind, *rest = line.split()
+            if kind == "tq":
+                key = tuple(int(v) for v in rest[:3])
+                t[key], q[key] = float(rest[3]), float(rest[4])
+            else:
+                ps[(int(rest[0]), int(rest[1]))] = float(rest[2])
     shape = tuple(max(k[d] for k in t) + 1 for d in range(3))
     out = {"t": np.full(shape, np.nan), "q": np.full(shape, np.nan), "ps": np.full(shape[:2], np.nan)}
-    for key, v in t.items():
-        out["t"][key] = v
-    for key, v in q.items():
-        out["q"][key] = v
-    for key, v in ps.items():
-        out["ps"][key] = v
+    for name, values in (("t", t), ("q", q), ("ps", ps)):
+        for key, v in values.items():
+            out[name][key] = v
     assert not any(np.isnan(a).any() for a in out.values()), "a block is missing from the output"
     return out
 

@@ -139,6 +139,7 @@ class OfflineQuantileModel:
             self.lat = tensors["grid.lat"].double().numpy()
             self.lon = tensors["grid.lon"].double().numpy()
             self.point_feats = tensors["grid.features"].float().numpy()
+            self.moments = {v: tensors[f"clim.{v}"].double().numpy() for v in self.variables}
             state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         except KeyError as exc:
             raise CheckpointError(f"offline checkpoint lacks tensor {exc}") from exc
@@ -186,37 +187,65 @@ class OfflineQuantileModel:
             return np.maximum(np.exp(y) - n["offset"], 0.0)
         return y
 
+    def _forward(self, feats: np.ndarray, z: np.ndarray, what: str) -> np.ndarray:
+        """Network output for rows of features at scores ``z`` (n, m): ``reference``,
+        ``simulation`` quantiles or their ``delta``, in standardised units."""
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():
+                x = torch.from_numpy(feats)
+                zz = torch.from_numpy(z.astype(np.float32))
+                if what == "delta":
+                    out = self.net.delta(x, zz)
+                else:
+                    out = self.net.quantiles(x, zz, source=SOURCES.index(what))
+        except Exception as exc:  # pragma: no cover - defensive
+            raise ModelError(f"offline model evaluation failed: {exc}") from exc
+        finally:
+            torch.set_num_threads(prev)
+        return out.double().numpy()
+
+    def _feats(self, var: str, point: np.ndarray, season: np.ndarray) -> np.ndarray:
+        return input_features(season, self.point_feats[point], self.variables.index(var),
+                              len(self.variables), self.harmonics)
+
     def delta(
         self, var: str, point: np.ndarray, season: np.ndarray, tau: np.ndarray
     ) -> np.ndarray:
         """Correction (transformed units) for values at quantile levels ``tau``."""
         from scipy.special import ndtri
 
-        vi = self.variables.index(var)
-        feats = input_features(
-            season, self.point_feats[point], vi, len(self.variables), self.harmonics
-        )
-        z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6)).astype(np.float32)[:, None]
-        prev = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.no_grad():
-                out = self.net.delta(torch.from_numpy(feats), torch.from_numpy(z))[:, 0]
-        except Exception as exc:  # pragma: no cover - defensive
-            raise ModelError(f"offline model failed for {var!r}: {exc}") from exc
-        finally:
-            torch.set_num_threads(prev)
-        return out.double().numpy() * float(self.norm[var]["std"])
+        z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6))[:, None]
+        out = self._forward(self._feats(var, point, season), z, "delta")[:, 0]
+        return out * float(self.norm[var]["std"])
 
-    def correct(
-        self, var: str, x: np.ndarray, point: np.ndarray, season: np.ndarray, tau: np.ndarray
-    ) -> np.ndarray:
-        """Corrected values: ``x + Delta(tau)`` in transformed space."""
-        y = self.forward_transform(var, np.asarray(x, dtype=np.float64))
-        out = self.inverse_transform(var, y + self.delta(var, point, season, tau))
-        if self.norm[var]["transform"] == "log":
-            out = np.where(np.asarray(x) <= self.norm[var].get("dry", 0.0), x, out)
-        return out
+    def tables(
+        self, var: str, points: np.ndarray, nodes: np.ndarray, z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reference and simulation quantiles (transformed units) on a (point, season node,
+        z) grid: two arrays of shape (len(points), len(nodes), len(z))."""
+        n = self.norm[var]
+        season = np.tile(nodes, points.size)
+        pts = np.repeat(points, nodes.size)
+        feats = self._feats(var, pts, season)
+        zz = np.broadcast_to(z[None, :], (feats.shape[0], z.size))
+        shape = (points.size, nodes.size, z.size)
+        q_ref = self._forward(feats, zz, "reference").reshape(shape) * n["std"] + n["mean"]
+        q_sim = self._forward(feats, zz, "simulation").reshape(shape) * n["std"] + n["mean"]
+        return q_ref, q_sim
+
+    def mean_delta(self, var: str, points: np.ndarray, nodes: np.ndarray,
+                   levels: int = 64) -> np.ndarray:
+        """Mean correction over uniformly distributed quantile levels, (points, nodes)."""
+        from scipy.special import ndtri
+
+        z = ndtri((np.arange(levels) + 0.5) / levels)
+        season = np.tile(nodes, points.size)
+        pts = np.repeat(points, nodes.size)
+        feats = self._feats(var, pts, season)
+        d = self._forward(feats, np.broadcast_to(z[None, :], (feats.shape[0], levels)), "delta")
+        return d.mean(axis=1).reshape(points.size, nodes.size) * float(self.norm[var]["std"])
 
     def tendency(self, inputs: Mapping[str, np.ndarray], time: float) -> dict[str, np.ndarray]:
         raise ModelError(

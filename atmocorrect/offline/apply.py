@@ -45,10 +45,8 @@ from ..data.timeaxis import (
 )
 from ..errors import DataError, FieldError, UsageError
 from .config import METHODS, ApplyConfig
-from .ranks import rank_groups, seasonal_ranks
+from .climatology import block_groups, eras, eval_moments, fit_moments
 
-ROWS_PER_CALL = 200_000
-MEAN_LEVELS = (np.arange(64) + 0.5) / 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,37 +164,56 @@ def ml_correct_points(
 ) -> np.ndarray:
     """Correct ``x`` (time, n) at checkpoint point indices ``points`` (n,).
 
-    Each value gets ``Delta(tau)`` at its rank ``tau`` in its season and era; then, within each
-    (era, seasonal block), the mean correction is set to the model's mean correction for that
-    season, so the simulation's change of the mean between eras is kept exactly.
+    1. Each value is placed in the calibration climate, keeping its position relative to its
+       own era's seasonal mean and spread: ``u = m_cal + (x - m_app) s_cal / s_app``.
+    2. Its quantile level is read from the learned simulation quantile function,
+       ``tau = F_sim(u)``, and it receives ``Delta(tau) = Q_ref(tau) - Q_sim(tau)``: additive in
+       the transformed space, so the simulation's change between eras is kept (as in QDM).
+    3. Within each (era, 1/12-year block) the mean correction is set to the model's mean
+       correction over uniform quantile levels, so the change of the mean is kept exactly.
+
+    Quantile functions are tabulated on (season node, z) grids and interpolated linearly.
     """
-    y = model.forward_transform(var, x)
-    tau = seasonal_ranks(y, season, yrs, cfg.window_fraction(frequency), cfg.window_years)
-    T, n = x.shape
-    flat_p = np.repeat(points[None, :], T, axis=0).ravel()
-    flat_s = np.repeat(season[:, None], n, axis=1).ravel()
-    flat_tau = tau.ravel()
-    ok = np.isfinite(flat_tau)
-    delta = np.full(flat_tau.shape, np.nan)
-    idx = np.flatnonzero(ok)
-    for start in range(0, idx.size, ROWS_PER_CALL):
-        sl = idx[start : start + ROWS_PER_CALL]
-        delta[sl] = model.delta(var, flat_p[sl], flat_s[sl], flat_tau[sl])
-    delta = delta.reshape(T, n)
-    # mean correction per season at each point: average of Delta over the quantile levels
-    useason, inverse = np.unique(np.round(season, 6), return_inverse=True)
-    dbar = np.zeros((useason.size, n))
+    y = model.forward_transform(var, np.asarray(x, dtype=np.float64))
+    T, n = y.shape
+    n_nodes = cfg.nodes(frequency)
+    nodes = (np.arange(n_nodes) + 0.5) / n_nodes
+    z = np.linspace(-5.0, 5.0, cfg.z_levels)
+    q_ref, q_sim = model.tables(var, points, nodes, z)
+    dbar_nodes = model.mean_delta(var, points, nodes)
+    pos = season * n_nodes - 0.5
+    j0 = np.floor(pos).astype(int) % n_nodes
+    j1 = (j0 + 1) % n_nodes
+    w = pos - np.floor(pos)
+    coef_cal = model.moments[var][points]
+    harmonics = (coef_cal.shape[-1] - 1) // 2
+    u = np.full(y.shape, np.nan)
+    for targets, (first, last) in eras(yrs, cfg.window_years):
+        in_era = (yrs >= first) & (yrs <= last)
+        coef_app = fit_moments(y[in_era], season[in_era], harmonics)
+        rows = np.flatnonzero(np.isin(yrs, targets))
+        for j in range(n):
+            idx = np.full(rows.size, j)
+            m_app, s_app = eval_moments(coef_app, season[rows], idx)
+            m_cal, s_cal = eval_moments(coef_cal, season[rows], idx)
+            u[rows, j] = m_cal + (y[rows, j] - m_app) * (s_cal / s_app)
+    delta = np.zeros(y.shape)
+    dbar = np.zeros(y.shape)
     for j in range(n):
-        rows_p = np.full(useason.size * MEAN_LEVELS.size, points[j])
-        rows_s = np.repeat(useason, MEAN_LEVELS.size)
-        rows_t = np.tile(MEAN_LEVELS, useason.size)
-        dbar[:, j] = model.delta(var, rows_p, rows_s, rows_t).reshape(useason.size, -1).mean(1)
-    dbar_t = dbar[inverse]
-    groups = rank_groups(season, yrs, cfg.window_years)
+        for nodes_of_row, weight in ((j0, 1.0 - w), (j1, w)):
+            for k in np.unique(nodes_of_row):
+                rows = nodes_of_row == k
+                zq = np.interp(u[rows, j], q_sim[j, k], z)  # clamps beyond +-5
+                d = np.interp(zq, z, q_ref[j, k] - q_sim[j, k])
+                delta[rows, j] += weight[rows] * d
+                dbar[rows, j] += weight[rows] * dbar_nodes[j, k]
+    groups = block_groups(season, yrs, cfg.window_years)
+    finite = np.isfinite(y)
     for g in np.unique(groups):
         rows = groups == g
+        diff = np.where(finite[rows], dbar[rows] - delta[rows], np.nan)
         with np.errstate(invalid="ignore"):
-            shift = np.nanmean(dbar_t[rows] - delta[rows], axis=0)
+            shift = np.nanmean(diff, axis=0) if finite[rows].any() else np.zeros(n)
         delta[rows] += np.where(np.isfinite(shift), shift, 0.0)
     out = model.inverse_transform(var, y + delta)
     norm = model.norm[var]

@@ -8,8 +8,8 @@ Example
 >>> cfg = TrainConfig()
 >>> cfg.calibration, cfg.network.hidden
 ((1979, 2004), 64)
->>> ApplyConfig(window_days=30).window_fraction("day")
-0.0821...
+>>> ApplyConfig().window_years
+31
 """
 
 from __future__ import annotations
@@ -108,34 +108,32 @@ class TrainConfig:
 class ApplyConfig:
     """How a correction is applied to a simulation.
 
-    window_days:
-        Half-width of the seasonal window in which the quantile level of each value is
-        estimated from the simulation being corrected (QDM-style trend preservation).
-    window_months:
-        The same for monthly data.
     window_years:
-        Length of the running window over years for that estimate (31, as in ibicus QDM):
-        in a long scenario run each value is ranked among its own era.
+        Length of the running window over years (an "era", 31 as in ibicus QDM) whose
+        seasonal mean and spread a value is measured against before its quantile level is
+        read: a long scenario run is corrected era by era, keeping its trend.
+    season_nodes:
+        Seasonal resolution of the lookup tables of the learned quantile functions (73 =
+        5 days; values in between are interpolated linearly); monthly data use 12.
+    z_levels:
+        Resolution of those tables in the standard-normal score (between -5 and 5).
     chunk_points:
         Grid points per dask chunk (memory ~ chunk_points x time steps x 8 bytes x a few).
     threads:
         Dask threads (and torch threads in each); 1 keeps memory and cores bounded.
     """
 
-    window_days: float = 45.0
-    window_months: float = 1.5
     window_years: int = 31
+    season_nodes: int = 73
+    z_levels: int = 201
     chunk_points: int = 256
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.window_days <= 0 or self.window_months <= 0 or self.window_years < 1:
-            raise UsageError("windows must be positive")
+        if self.window_years < 1 or self.season_nodes < 1 or self.z_levels < 16:
+            raise UsageError("window_years, season_nodes must be >= 1 and z_levels >= 16")
         if self.chunk_points < 1 or self.threads < 1:
             raise UsageError("chunk_points and threads must be >= 1")
 
-    def window_fraction(self, frequency: str) -> float:
-        """Half-width of the seasonal window as a fraction of the year."""
-        if frequency in ("month", "year"):
-            return self.window_months / 12.0
-        return self.window_days / 365.25
+    def nodes(self, frequency: str) -> int:
+        return 12 if frequency in ("month", "year") else self.season_nodes

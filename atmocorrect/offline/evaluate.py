@@ -39,7 +39,14 @@ from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_dataset
 from ..data.timeaxis import format_period, months, parse_period, select_years
 from ..errors import DataError, UsageError
-from .metrics import METRICS, SIGNAL_METRICS, at_least_as_good, climate_signal, marginal_metrics
+from .metrics import (
+    METRICS,
+    SIGNAL_METRICS,
+    at_least_as_good,
+    bootstrap_comparison,
+    climate_signal,
+    marginal_metrics,
+)
 
 TEMPERATURE_NAMES = {"tas", "t2m", "tasmin", "tasmax", "ta", "t", "2t"}
 
@@ -63,6 +70,7 @@ class EvaluationSpec:
     baseline_period: tuple[int, int] = (1979, 2004)
     pair: PairConfig | None = None
     plots: str | None = None
+    bootstrap: int = 0
 
 
 def _frost_threshold(var: str, units: str | None, attrs: Mapping[str, Any]) -> float | None:
@@ -91,6 +99,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     ref_q: dict[str, np.ndarray] = {}
     units: dict[str, str] = {}
     levels = np.arange(1, 100)
+    kept: dict[str, dict[str, Any]] = {}
     for name, files in spec.methods.items():
         cfg = dataclasses.replace(spec.pair, variables=spec.variables) if spec.pair else \
             PairConfig(variables=spec.variables)
@@ -104,6 +113,9 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             units[var] = u
             thr = _frost_threshold(var, u, sim[var].attrs)
             m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr)
+            if spec.bootstrap and name in ("ml", "qdm"):
+                kept.setdefault(var, {})[name] = s
+                kept[var]["_ref"] = (r, sim["time"].values, ref["time"].values, pair.frequency, thr)
             for k, v in m.items():
                 row[f"{var}:{k}" if multi else k] = v
             ms, mr = months(sim["time"].values), months(ref["time"].values)
@@ -141,6 +153,19 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     }
     if "ml" in report["methods"] and "qdm" in report["methods"]:
         report["meta"]["ml_vs_qdm"] = compare(report, "ml", "qdm")
+    boot = {}
+    for var, d in kept.items():
+        if "ml" in d and "qdm" in d:
+            r, st, rt, freq, thr = d["_ref"]
+            res = bootstrap_comparison(d["ml"], d["qdm"], r, st, rt, freq, thr, n=spec.bootstrap)
+            boot.update({(f"{var}:{k}" if multi else k): v for k, v in res.items()})
+    if boot:
+        report["meta"]["ml_vs_qdm_bootstrap"] = {
+            "resamples": spec.bootstrap,
+            "method": "held-out years resampled with replacement (simulation and reference "
+                      "independently); share of resamples where ml is at least as good as qdm",
+            "metrics": boot,
+        }
     if spec.plots:
         from .plots import qq_plot, seasonal_cycle_plot
 
@@ -199,12 +224,23 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         marks = {True: "yes", False: "**no**", None: "n/a"}
         rows.append("| ml at least as good as qdm | " + " | ".join(
             marks[cmp_.get(k)] if k in cmp_ else "" for k, _, _ in keys) + " |")
+    boot = report.get("meta", {}).get("ml_vs_qdm_bootstrap")
+    if boot:
+        m = boot["metrics"]
+        rows.append(f"| share of {boot['resamples']} year resamples where ml >= qdm | " + " | ".join(
+            f"{m[k]['share_at_least_as_good']:.2f}" if k in m else "" for k, _, _ in keys) + " |")
     return "\n".join(rows)
 
 
 # ------------------------------------------------------------------------- command line
 DESCRIPTION = "Score offline corrections against a reference on a held-out period."
-EPILOG = __doc__.split("Example\n-------\n::\n", 1)[1].split(">>>", 1)[0] if "::" in __doc__ else None
+EPILOG = """\
+example (the held-out decade of the shipped daily pair):
+  atmocorrect evaluate offline --reference era5_daily.nc --period 2005-2014 \\
+      --method raw=tas_hist.nc --method ml=corrected.nc --method qdm=qdm.nc \\
+      --signal raw=tas_hist.nc:tas_ssp585.nc --signal ml=ml_1979-2004.nc:ml_ssp585.nc \\
+      --json report.json --plots runs/offline/
+"""
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -236,6 +272,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulation points outside the reference domain")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle and Q-Q plots here")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="resample the held-out years N times to show how robust the "
+                        "ml-vs-qdm comparison is to their weather (0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -257,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
                         reference_names=_pairs(args.reference_name, "--reference-name"),
                         outside=args.outside),
         plots=args.plots,
+        bootstrap=args.bootstrap,
     )
     report = evaluate(spec)
     print(markdown_table(report))

@@ -18,6 +18,8 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..data.timeaxis import months, season_position, years
@@ -48,50 +50,81 @@ def _lag1(x: np.ndarray) -> float:
 
 
 def _deseasonalise(x: np.ndarray, season: np.ndarray, harmonics: int = 3) -> np.ndarray:
+    """Anomalies of ``x`` (time, points) from a harmonic seasonal cycle, per point."""
     cols = [np.ones_like(season)]
     for k in range(1, harmonics + 1):
         cols += [np.sin(2 * np.pi * k * season), np.cos(2 * np.pi * k * season)]
     design = np.stack(cols, 1)
-    ok = np.isfinite(x)
-    coef, *_ = np.linalg.lstsq(design[ok], x[ok], rcond=None)
-    return x - design @ coef
+    out = np.full(x.shape, np.nan)
+    full = np.isfinite(x).all(axis=0)
+    if full.any():
+        coef = np.linalg.solve(design.T @ design, design.T @ x[:, full])
+        out[:, full] = x[:, full] - design @ coef
+    for p in np.flatnonzero(~full):
+        ok = np.isfinite(x[:, p])
+        if ok.sum() > design.shape[1]:
+            d = design[ok]
+            coef = np.linalg.solve(d.T @ d, d.T @ x[ok, p])
+            out[ok, p] = x[ok, p] - d @ coef
+    return out
+
+
+def _percentile(x: np.ndarray, q: float) -> np.ndarray:
+    return np.percentile(x, q, axis=0) if np.isfinite(x).all() else np.nanpercentile(x, q, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeInfo:
+    """Month, year and season position of each time step (cftime is slow: compute once)."""
+
+    months: np.ndarray
+    years: np.ndarray
+    season: np.ndarray
+
+    @classmethod
+    def of(cls, times: np.ndarray, frequency: str) -> TimeInfo:
+        return cls(months(times), years(times), season_position(times, frequency))
+
+    def take(self, rows: np.ndarray) -> TimeInfo:
+        return TimeInfo(self.months[rows], self.years[rows], self.season[rows])
 
 
 def marginal_metrics(
     sim: np.ndarray,
     ref: np.ndarray,
-    sim_times: np.ndarray,
-    ref_times: np.ndarray,
+    sim_times: np.ndarray | TimeInfo,
+    ref_times: np.ndarray | TimeInfo,
     frequency: str = "day",
     frost_threshold: float | None = None,
 ) -> dict[str, float]:
     """The metrics of :data:`METRICS` for ``sim`` and ``ref`` arrays (time, points).
 
     ``frost_threshold`` (in the data's units, 273.15 for K) enables the frost-day count,
-    for daily temperature only.
+    for daily temperature only. Times are cftime arrays or :class:`TimeInfo`.
     """
     sim = np.asarray(sim, dtype=np.float64).reshape(sim.shape[0], -1)
     ref = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
-    ms, mr = months(sim_times), months(ref_times)
+    si = sim_times if isinstance(sim_times, TimeInfo) else TimeInfo.of(sim_times, frequency)
+    ri = ref_times if isinstance(ref_times, TimeInfo) else TimeInfo.of(ref_times, frequency)
+    ms, mr = si.months, ri.months
     out: dict[str, float] = {}
     out["mean_bias"] = float(np.nanmean(np.nanmean(sim, 0) - np.nanmean(ref, 0)))
     cyc_s = np.array([np.nanmean(sim[ms == m], 0) for m in range(1, 13)])
     cyc_r = np.array([np.nanmean(ref[mr == m], 0) for m in range(1, 13)])
     out["seasonal_cycle_mae"] = float(np.nanmean(np.abs(cyc_s - cyc_r)))
     for q in (5, 50, 95):
-        out[f"q{q:02d}_bias"] = float(np.nanmean(np.nanpercentile(sim, q, axis=0)
-                                                 - np.nanpercentile(ref, q, axis=0)))
+        out[f"q{q:02d}_bias"] = float(np.nanmean(_percentile(sim, q) - _percentile(ref, q)))
     out["std_ratio"] = float(np.nanmean(np.nanstd(sim, 0) / np.nanstd(ref, 0)))
     if frost_threshold is not None and frequency in ("day", "subdaily"):
-        ys, yr = len(np.unique(years(sim_times))), len(np.unique(years(ref_times)))
+        ys, yr = len(np.unique(si.years)), len(np.unique(ri.years))
         per_point = (np.sum(sim < frost_threshold, 0) / ys) - (np.sum(ref < frost_threshold, 0) / yr)
         out["frost_days_bias_per_year"] = float(np.mean(per_point))
     out["lag1_autocorr_diff"] = float(np.nanmean(
         [_lag1(sim[:, p]) - _lag1(ref[:, p]) for p in range(sim.shape[1])]))
-    ss, sr = season_position(sim_times, frequency), season_position(ref_times, frequency)
+    ss, sr = si.season, ri.season
+    anom_s, anom_r = _deseasonalise(sim, ss), _deseasonalise(ref, sr)
     out["lag1_anomaly_autocorr_diff"] = float(np.nanmean(
-        [_lag1(_deseasonalise(sim[:, p], ss)) - _lag1(_deseasonalise(ref[:, p], sr))
-         for p in range(sim.shape[1])]))
+        [_lag1(anom_s[:, p]) - _lag1(anom_r[:, p]) for p in range(sim.shape[1])]))
     return out
 
 
@@ -115,3 +148,49 @@ def at_least_as_good(a: float | None, b: float | None, how: str, tol: float = 0.
     if not (np.isfinite(sa) and np.isfinite(sb)):
         return None
     return bool(sa <= sb + tol)
+
+
+def bootstrap_comparison(
+    a: np.ndarray,
+    b: np.ndarray,
+    ref: np.ndarray,
+    sim_times: np.ndarray,
+    ref_times: np.ndarray,
+    frequency: str = "day",
+    frost_threshold: float | None = None,
+    n: int = 200,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """How robust is "``a`` at least as good as ``b``" to the weather of the held-out years?
+
+    Whole years are resampled with replacement (the same years for ``a`` and ``b``, which are
+    corrections of one simulation; independently for the reference, whose weather is not the
+    simulation's). Returns per metric the share of resamples in which ``a`` is at least as
+    good as ``b``, and the 5-95 % range of the score difference ``|a| - |b|`` (negative: ``a``
+    better).
+    """
+    rng = np.random.default_rng(seed)
+    si, ri = TimeInfo.of(sim_times, frequency), TimeInfo.of(ref_times, frequency)
+    ys, yr = si.years, ri.years
+    us, ur = np.unique(ys), np.unique(yr)
+    rows_s = {y: np.flatnonzero(ys == y) for y in us}
+    rows_r = {y: np.flatnonzero(yr == y) for y in ur}
+    hows = {k: how for k, _, how in METRICS}
+    diffs: dict[str, list[float]] = {}
+    for _ in range(n):
+        pick_s = np.concatenate([rows_s[y] for y in np.sort(rng.choice(us, us.size))])
+        pick_r = np.concatenate([rows_r[y] for y in np.sort(rng.choice(ur, ur.size))])
+        ts, tr = si.take(pick_s), ri.take(pick_r)
+        ma = marginal_metrics(a[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold)
+        mb = marginal_metrics(b[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold)
+        for k in ma:
+            diffs.setdefault(k, []).append(score(ma[k], hows[k]) - score(mb[k], hows[k]))
+    out = {}
+    for k, d in diffs.items():
+        arr = np.asarray(d)
+        out[k] = {
+            "share_at_least_as_good": float(np.mean(arr <= 0)),
+            "score_diff_p05": float(np.percentile(arr, 5)),
+            "score_diff_p95": float(np.percentile(arr, 95)),
+        }
+    return out

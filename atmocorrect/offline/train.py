@@ -35,9 +35,11 @@ from ..data.pairs import Pair, PairConfig, load_pair
 from ..data.timeaxis import format_period, parse_period, season_position, select_years
 from ..errors import DataError, UsageError
 from .config import ApplyConfig, NetworkConfig, TrainConfig
+from .climatology import fit_moments
 from .features import point_features
 
 MIN_VALUES_PER_POINT = 24
+MOMENT_HARMONICS = 3
 
 
 @dataclasses.dataclass
@@ -55,6 +57,7 @@ class VariableData:
     ref: np.ndarray
     sim_season: np.ndarray
     ref_season: np.ndarray
+    moments: np.ndarray  # (points, 2, 2 * MOMENT_HARMONICS + 1), see offline.climatology
 
 
 @dataclasses.dataclass
@@ -116,7 +119,8 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
             raise DataError(f"variable {var!r} is constant over the calibration period")
         out.append(
             VariableData(var, str(sim[var].attrs.get("units", "1")), transform, offset, dry,
-                         mean, std, xs, xr_, s_season, r_season)
+                         mean, std, xs, xr_, s_season, r_season,
+                         fit_moments(xs, s_season, MOMENT_HARMONICS))
         )
     lat, lon, grid_shape = _grid_points(sim[pair.variables[0]])
     clim = np.stack(
@@ -301,6 +305,8 @@ def train_offline(
     tensors["grid.lat"] = torch.from_numpy(data.lat)
     tensors["grid.lon"] = torch.from_numpy(data.lon)
     tensors["grid.features"] = torch.from_numpy(data.point_feats)
+    for v in data.variables:
+        tensors[f"clim.{v.name}"] = torch.from_numpy(v.moments)
     tail = history[-max(1, len(history) // 10):]
     manifest = Manifest(
         fields=tuple(

@@ -224,7 +224,7 @@ def _send_bytes(c) -> int:
     plans = getattr(dec, "_plans", None) or {}
     total = 0
     host = _host_arrays()
-    for (halo, _periodic), (_recvs, sends) in plans.items():
+    for (_halo, _periodic), (_recvs, sends) in plans.items():
         for a in host.values():
             nd = len(dec.global_shape)
             per_point = int(np.prod(a.shape[nd:])) * a.itemsize
