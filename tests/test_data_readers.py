@@ -180,7 +180,12 @@ def test_accumulation_period(data):
 
 
 # ----------------------------------------------------------------------------- GRIB
-def test_grib_members_global_grid_is_standardised(data):
+@pytest.fixture()
+def grib():
+    pytest.importorskip("cfgrib", reason="GRIB tests need cfgrib and ecCodes (offline extra)")
+
+
+def test_grib_members_global_grid_is_standardised(data, grib):
     ds = open_dataset(data / samples.GRIB_MEMBERS)
     assert set(ds.data_vars) == {"z", "t"}
     assert ds["t"].dims == ("time", "number", "isobaricInhPa", "lat", "lon")
@@ -192,7 +197,7 @@ def test_grib_members_global_grid_is_standardised(data):
     assert 200 < float(t850.min()) and float(t850.max()) < 320
 
 
-def test_grib_interpolation_across_the_greenwich_seam(data):
+def test_grib_interpolation_across_the_greenwich_seam(data, grib):
     t = open_dataset(data / samples.GRIB_MEMBERS)["t"].isel(time=0, number=0, isobaricInhPa=0)
     target = xr.Dataset(coords={"lat": [45.0], "lon": [-1.5, 1.5]})  # -180..180 target
     out = interpolate_to(t, target)
@@ -203,7 +208,7 @@ def test_grib_interpolation_across_the_greenwich_seam(data):
     assert wrapped["lon"].values[0] == -180.0 and np.all(np.diff(wrapped["lon"].values) > 0)
 
 
-def test_grib_levels_time_and_step_become_one_time_axis(data):
+def test_grib_levels_time_and_step_become_one_time_axis(data, grib):
     ds = open_dataset(data / samples.GRIB_LEVELS)
     assert ds["t"].dims[0] == "time" and ds.sizes["time"] == 4
     assert np.all(np.diff(ds["lon"].values) > 0) and ds["lon"].values[0] == -27.0
@@ -211,7 +216,7 @@ def test_grib_levels_time_and_step_become_one_time_axis(data):
     assert [t.hour for t in ds["time"].values] == [6, 9, 18, 21]
 
 
-def test_corrupted_and_truncated_grib_are_refused(data, tmp_path):
+def test_corrupted_and_truncated_grib_are_refused(data, grib, tmp_path):
     with pytest.raises(DataError, match=r"era5-levels-corrupted.grib: GRIB message 1 .*corrupted"):
         open_dataset(data / samples.GRIB_CORRUPTED)
     cut = tmp_path / "cut.grib"
@@ -228,7 +233,7 @@ def test_periods_and_years(daily_pair):
     assert years(sub["time"].values).min() == 2005 and sub.sizes["time"] == 3652
 
 
-def test_read_only_sample_files_are_not_written_next_to(data, tmp_path):
+def test_read_only_sample_files_are_not_written_next_to(data, grib, tmp_path):
     """cfgrib must not leave .idx files beside read-only data."""
     copy = tmp_path / "members.grib"
     shutil.copy(data / samples.GRIB_MEMBERS, copy)

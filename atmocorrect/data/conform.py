@@ -53,7 +53,7 @@ def accumulation_period_seconds(da: xr.DataArray, given: float | None = None) ->
     t = da["time"].values
     freq = infer_frequency(t, source=source_of(da))
     if freq == "subdaily":
-        return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:])]))
+        return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
     if freq in ("month", "year"):
         return 86400.0
     raise DataError(

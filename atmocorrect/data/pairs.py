@@ -151,7 +151,7 @@ def gather_variables(
     sources: dict[str, list[str]] = {}
     for var, candidates in names.items():
         parts, where = [], []
-        for path, ds in zip(files, opened):
+        for path, ds in zip(files, opened, strict=True):
             try:
                 stored = find_variable(ds, candidates[0], candidates[1:], source=str(path))
             except DataError:
@@ -161,7 +161,7 @@ def gather_variables(
             parts.append(da)
             where.append(str(path))
         if not parts:
-            listed = "; ".join(f"{p}: {', '.join(map(str, d.data_vars))}" for p, d in zip(files, opened))
+            listed = "; ".join(f"{p}: {', '.join(map(str, d.data_vars))}" for p, d in zip(files, opened, strict=True))
             raise DataError(
                 f"{role}: no variable {' or '.join(map(repr, candidates))} in the given "
                 f"file(s) ({listed})"

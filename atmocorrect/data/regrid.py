@@ -104,7 +104,7 @@ def interpolate_to(
     lon_wrapped = wrap_values(lon_pts, conv)
     ok = _inside(ref, lat_pts, lon_wrapped, periodic)
     if not ok.all():
-        bad = [(float(a), float(b)) for a, b in zip(lat_pts[~ok], lon_pts[~ok])][:5]
+        bad = [(float(a), float(b)) for a, b in zip(lat_pts[~ok], lon_pts[~ok], strict=True)][:5]
         raise DataError(
             f"{int((~ok).sum())} simulation point(s) lie outside the reference domain "
             f"({_box(ref)} from {ref.encoding.get('source', 'reference')}), e.g. (lat, lon) "

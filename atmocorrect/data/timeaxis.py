@@ -152,7 +152,7 @@ def infer_frequency(values: np.ndarray, source: str = "time axis") -> Frequency:
     values = np.asarray(values).ravel()
     if values.size < 2:
         raise DataError(f"{source}: need at least two time steps, got {values.size}")
-    diffs = np.array([(b - a).total_seconds() for a, b in zip(values[:-1], values[1:])])
+    diffs = np.array([(b - a).total_seconds() for a, b in zip(values[:-1], values[1:], strict=True)])
     if np.any(diffs <= 0):
         bad = int(np.argmax(diffs <= 0))
         raise DataError(

@@ -155,22 +155,35 @@ class OfflineQuantileModel:
     def harmonics(self) -> int:
         return int(self.hyper["network"]["harmonics"])
 
-    def point_index(self, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> np.ndarray:
-        """Indices into the checkpoint's grid of the given points; raises for unknown points."""
+    def cell_tolerance(self) -> float:
+        """Half the smallest spacing of the checkpoint's grid (degrees): a point closer than
+        this to a calibration point is corrected as that point (the correction is per cell)."""
+        spacings = []
+        for axis in (self.lat, np.mod(self.lon, 360.0)):
+            u = np.unique(np.round(axis, 6))
+            if u.size > 1:
+                spacings.append(float(np.min(np.diff(u))))
+        return 0.5 * min(spacings) if spacings else 1e-3
+
+    def point_index(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Indices into the checkpoint's grid of the given points (nearest calibration point
+        within :meth:`cell_tolerance`); raises for points off the calibrated grid."""
         lat = np.asarray(lat, dtype=np.float64).ravel()
         lon = np.mod(np.asarray(lon, dtype=np.float64).ravel(), 360.0)
         glon = np.mod(self.lon, 360.0)
-        d = np.abs(lat[:, None] - self.lat[None, :]) + np.abs(
-            (lon[:, None] - glon[None, :] + 180.0) % 360.0 - 180.0
-        )
+        dlat = np.abs(lat[:, None] - self.lat[None, :])
+        dlon = np.abs((lon[:, None] - glon[None, :] + 180.0) % 360.0 - 180.0)
+        d = np.maximum(dlat, dlon)
         idx = d.argmin(axis=1)
+        tol = self.cell_tolerance()
         bad = d[np.arange(lat.size), idx] > tol
         if bad.any():
             k = int(np.argmax(bad))
             raise FieldError(
                 f"{int(bad.sum())} point(s) of the input are not on the checkpoint's grid, e.g. "
-                f"lat {lat[k]:.4f} lon {lon[k]:.4f}; the checkpoint was calibrated on "
-                f"{self.lat.size} points (lat {self.lat.min():.2f}..{self.lat.max():.2f}, "
+                f"lat {lat[k]:.4f} lon {lon[k]:.4f} (farther than {tol:.3g} deg from every "
+                f"calibration point); the checkpoint was calibrated on {self.lat.size} points "
+                f"(lat {self.lat.min():.2f}..{self.lat.max():.2f}, "
                 f"lon {self.lon.min():.2f}..{self.lon.max():.2f})"
             )
         return idx

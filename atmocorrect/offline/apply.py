@@ -1,7 +1,7 @@
 """Correct simulation files: chunk by chunk with dask, CF metadata, atomic write.
 
 The input is opened lazily with dask, in chunks of grid points that each hold the whole time
-axis (ranks and calibration are per point, over time), so memory is bounded by
+axis (eras and calibration are per point, over time), so memory is bounded by
 ``chunk_points x time steps``, not by the file. The output keeps the input's variable names,
 dimensions (and their order and latitude direction), coordinates, time encoding, attributes,
 plus a ``history`` line and ``bias_adjustment`` attributes; it is written to a temporary
@@ -44,9 +44,8 @@ from ..data.timeaxis import (
     years,
 )
 from ..errors import DataError, FieldError, UsageError
-from .config import METHODS, ApplyConfig
 from .climatology import block_groups, eras, eval_moments, fit_moments
-
+from .config import METHODS, ApplyConfig
 
 
 @dataclasses.dataclass(frozen=True)

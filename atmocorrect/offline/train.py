@@ -5,9 +5,9 @@ noise. What the network learns instead are the two *distributions*: the conditio
 functions of the reference and of the calibration simulation, given season, point,
 neighbourhood climatology and variable, fitted with the pinball (quantile) loss on randomly
 drawn quantile levels. Their difference is the correction (see
-:mod:`atmocorrect.models.offline_quantile`); at correction time it is read at each value's rank
-in its own season and era (:mod:`atmocorrect.offline.ranks`), which keeps the simulation's
-climate-change signal.
+:mod:`atmocorrect.models.offline_quantile`); at correction time it is read at each value's
+quantile level relative to its own era's seasonal climate (:mod:`atmocorrect.offline.apply`,
+:mod:`atmocorrect.offline.climatology`), which keeps the simulation's climate-change signal.
 
 Example
 -------
@@ -34,8 +34,8 @@ from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
 from ..data.pairs import Pair, PairConfig, load_pair
 from ..data.timeaxis import format_period, parse_period, season_position, select_years
 from ..errors import DataError, UsageError
-from .config import ApplyConfig, NetworkConfig, TrainConfig
 from .climatology import fit_moments
+from .config import ApplyConfig, NetworkConfig, TrainConfig
 from .features import point_features
 
 MIN_VALUES_PER_POINT = 24
@@ -131,7 +131,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     )
     feats = point_features(lat, lon, clim, grid_shape, cfg.network.neighbourhood)
     t = sim["time"].values
-    step = float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:])]))
+    step = float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
     return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step)
 
 
@@ -233,7 +233,7 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
                        torch.full((int(keep.sum()),), g.source, dtype=torch.long))
                 if full:
                     cache[gi] = ctx
-            for lst, item in zip((feats, sorted_, counts, prefixes, sources), ctx):
+            for lst, item in zip((feats, sorted_, counts, prefixes, sources), ctx, strict=True):
                 lst.append(item)
         width = max(s.shape[1] for s in sorted_)
         pad = [torch.nn.functional.pad(s, (0, width - s.shape[1]), value=float("inf"))
@@ -268,7 +268,7 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
             loss.backward()
             opt.step()
             sched.step()
-            history.append(float(loss))
+            history.append(loss.item())
     finally:
         torch.set_num_threads(prev_threads)
     return net, history
