@@ -275,6 +275,9 @@ def write_checkpoint(
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        _apply_umask(tmp, directory=True)
+        for child in tmp.iterdir():
+            _apply_umask(child, directory=False)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
             os.replace(directory, old)
@@ -286,6 +289,13 @@ def write_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _apply_umask(path: Path, directory: bool) -> None:
+    """mkdtemp/mkstemp create private (0700/0600) entries; give the final ones the usual mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 def write_analytic_checkpoint(

@@ -162,3 +162,17 @@ def test_cli_unknown_option_and_command_fail_with_usage(tmp_path):
         assert proc.returncode == 2
         assert "usage: atmocorrect" in proc.stderr
         assert "--bogus" in proc.stderr or "frobnicate" in proc.stderr
+
+
+def test_written_checkpoints_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        d = _weighted(tmp_path)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o755
+    assert stat.S_IMODE((d / "manifest.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((d / WEIGHTS_NAME).stat().st_mode) == 0o644
