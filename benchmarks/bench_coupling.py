@@ -74,7 +74,7 @@ def state_copies(probe: list[dict]) -> dict:
     worst = max(probe, key=lambda p: p.get("state_copy_bytes_alive_at_predictor", 0) + p.get("halo_send_bytes", 0))
     copied = int(worst.get("state_copy_bytes_alive_at_predictor", 0)) + int(worst.get("halo_send_bytes", 0))
     model_input = worst.get("model_input", {})
-    build = sum(s["bytes"] for s in worst.get("predictor_before_model", []))
+    build = sum(s["bytes"] for s in worst.get("predictor_before_model", [])) + int(worst.get("batch_bytes", 0))
     return {
         "state_bytes_copied_per_step": copied,
         "host_state_bytes": worst.get("host_bytes"),
@@ -82,6 +82,8 @@ def state_copies(probe: list[dict]) -> dict:
         "halo_send_bytes": worst.get("halo_send_bytes", 0),
         "peak_numpy_bytes_before_model": worst.get("peak_before_model"),
         "predictor_inputs": worst.get("inputs"),
+        "predictor_entry": worst.get("entry"),
+        "handed_batch_bytes": worst.get("batch_bytes", 0),
         "model_input_tensor": model_input,
         "model_input_build_by_site": worst.get("predictor_before_model", []),
         "model_input_bytes_per_step": int(model_input.get("nbytes", 0)) + int(build),

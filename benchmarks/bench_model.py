@@ -114,15 +114,18 @@ def chunk_sweep(net, w, chunks: list[int], flops: float) -> dict:
 
 # ---------------------------------------------------------------------- AOTInductor
 def _package_key(ckpt: Path) -> str:
+    import json
+
     import torch
 
     import atmocorrect.models.neural as neural
 
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    what = {k: manifest.get(k) for k in ("fields", "grid", "model", "normalization", "weights")}
     h = hashlib.sha256()
     h.update(torch.__version__.encode())
     h.update(Path(neural.__file__).read_bytes())
-    h.update((ckpt / "weights.safetensors").read_bytes())
-    h.update((ckpt / "manifest.json").read_bytes())
+    h.update(json.dumps(what, sort_keys=True).encode())  # not the provenance: its date changes
     return h.hexdigest()[:16]
 
 
@@ -139,6 +142,8 @@ def aot_compile(ckpt: Path, example_windows: int = 512) -> tuple[Path, float]:
     if pkg.exists():
         return pkg, 0.0
     pkg.parent.mkdir(parents=True, exist_ok=True)
+    for old in pkg.parent.glob("model-*.pt2"):  # one package per model and torch version
+        old.unlink()
     manifest = read_manifest(ckpt)
     model = model_from_manifest(manifest, read_weights(ckpt, manifest)).eval().float()
     nf, nl = len(manifest.fields), int(manifest.hyperparameters.get("n_levels", 1))

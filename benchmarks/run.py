@@ -61,7 +61,7 @@ SIZES = {
     "full": {
         "small": {"nx": 256, "ny": 64, "nz": 5, "nprocs": 2, "reps": 5},     # 128 x 64 x 5 per rank
         "large": {"nx": 360, "ny": 180, "nz": 10, "nprocs": 2, "reps": 2},   # 360 x 180 x 10 global
-        "scaling": {"nx": 128, "ny": 64, "nz": 5, "reps": 3},                # one rank's block
+        "scaling": {"nx": 128, "ny": 64, "nz": 5, "reps": 2, "pairs": 3},    # one rank's block
         "roofline": {"n_windows": 8192, "reps": 5, "mm_size": 2048, "profile": True},
         "train": {"steps": 40, "warmup": 5},
         "aot": {"nx": 64, "ny": 64, "reps": 5, "cpp": True},
@@ -71,7 +71,7 @@ SIZES = {
     "tiny": {
         "small": {"nx": 16, "ny": 8, "nz": 2, "nprocs": 2, "reps": 2},
         "large": None,
-        "scaling": {"nx": 8, "ny": 8, "nz": 2, "reps": 2, "np1_runs": 1},
+        "scaling": {"nx": 8, "ny": 8, "nz": 2, "reps": 1, "pairs": 1},
         "roofline": {"n_windows": 64, "reps": 2, "mm_size": 256, "profile": False},
         "train": {"steps": 3, "warmup": 1},
         "aot": None,
@@ -148,38 +148,45 @@ def run_online(res: Results, cfg: dict, groups: set[str], log) -> None:
     ck_small = bc.transformer_checkpoint(bc.BUILD / f"ckpt-l{small['nz']}", small["nz"])
     timeout = cfg["timeout"]
     sc = cfg["scaling"]
-    np1 = []
+    if want_coupling:
+        log(f"coupling: {small['nx']}x{small['ny']}x{small['nz']} over {small['nprocs']} ranks")
+        s = cp.run_host(exe, ck_small, small["nprocs"], small["nx"], small["ny"], small["nz"],
+                        small["reps"], probe=True, timeout=timeout)
+        res.details["coupling_small"] = {k: v for k, v in s.items() if k not in ("probe", "profile")}
     if want_scaling:
-        log("scaling: 1 rank (a)")
-        np1.append(cp.run_host(exe, ck_small, 1, sc["nx"], sc["ny"], small["nz"], sc["reps"],
-                               ref=False, timeout=timeout))
-    log(f"coupling: {small['nx']}x{small['ny']}x{small['nz']} over {small['nprocs']} ranks")
-    s = cp.run_host(exe, ck_small, small["nprocs"], small["nx"], small["ny"], small["nz"],
-                    small["reps"], probe=want_coupling, timeout=timeout)
-    res.details["coupling_small"] = {k: v for k, v in s.items() if k not in ("probe", "profile")}
-    if want_scaling and sc.get("np1_runs", 2) > 1:
-        log("scaling: 1 rank (b)")
-        np1.append(cp.run_host(exe, ck_small, 1, sc["nx"], sc["ny"], small["nz"], sc["reps"],
-                               ref=False, timeout=timeout))
-    if want_scaling:
-        a1 = [t for r in np1 for t in r["step_wall"]]
-        n1 = [t for r in np1 for t in r.get("network_in_step_wall", [])]
-        eff = bc.median(a1) / bc.median(s["step_wall"])
-        net_eff = (bc.median(n1) / bc.median(s["network_in_step_wall"])
-                   if n1 and s.get("network_in_step_wall") else None)
+        # weak scaling: the same block per rank on 1 and on 2 ranks, runs alternating 1 2 1 2 ...
+        # so that a change of the machine's load hits both; paired per alternation
+        pairs = []
+        for i in range(sc["pairs"]):
+            log(f"scaling: 1 and 2 ranks, pair {i + 1}/{sc['pairs']}")
+            runs = {}
+            for n in ((1, 2) if i % 2 == 0 else (2, 1)):  # 1 2, 2 1, 1 2 ...
+                runs[n] = cp.run_host(exe, ck_small, n, n * sc["nx"], sc["ny"], small["nz"],
+                                      sc["reps"], ref=False, timeout=timeout)
+            pairs.append((runs[1], runs[2]))
+        eff_pairs = [bc.median(o["step_wall"]) / bc.median(t["step_wall"]) for o, t in pairs]
+        net_pairs = [bc.median(o["network_in_step_wall"]) / bc.median(t["network_in_step_wall"])
+                     for o, t in pairs if o.get("network_in_step_wall") and t.get("network_in_step_wall")]
+        cpu_pairs = [bc.median(o["step_cpu"]) / bc.median(t["step_cpu"]) for o, t in pairs]
+        eff = bc.median(eff_pairs)
+        net_eff = bc.median(net_pairs) if net_pairs else None
         res.details["scaling"] = {
-            "step_1rank": a1, "step_2ranks": s["step_wall"],
-            "network_in_step_1rank": n1, "network_in_step_2ranks": s.get("network_in_step_wall"),
+            "efficiency_per_pair": eff_pairs,
+            "network_only_efficiency_per_pair": net_pairs,
+            "cpu_efficiency_per_pair": cpu_pairs,
             "network_only_efficiency": net_eff,
-            "cpu_efficiency": bc.median([t for r in np1 for t in r["step_cpu"]]) / bc.median(s["step_cpu"]),
+            "cpu_efficiency": bc.median(cpu_pairs),
+            "step_1rank": [o["step_wall"] for o, _t in pairs],
+            "step_2ranks": [t["step_wall"] for _o, t in pairs],
             "block_per_rank": [sc["nx"], sc["ny"], small["nz"]],
-            "threads_per_rank": s["ref"].get("threads"),
+            "threads_per_rank": pairs[0][0]["ref"].get("threads"),
         }
         res.set("mpi_weak_scaling_efficiency", eff,
-                f"t(1 rank)/t(2 ranks), median atmocorrect_step wall time, {sc['nx']}x{sc['ny']}x"
-                f"{small['nz']} x 4 fields per rank, 1 torch thread per rank, runs "
-                f"{'1-2-1' if len(np1) > 1 else '1-2'} interleaved; the network alone, timed inside "
-                f"the same steps, scales at {_fmt(net_eff)}")
+                f"t(1 rank)/t(2 ranks) of atmocorrect_step (wall, median), {sc['nx']}x{sc['ny']}x"
+                f"{small['nz']} x 4 fields per rank, 1 torch thread per rank, {sc['pairs']} pairs of "
+                f"runs alternating 1 and 2 ranks, median of the pairs; by CPU time "
+                f"{_fmt(bc.median(cpu_pairs))}; the network alone, timed inside the same steps, "
+                f"scales at {_fmt(net_eff)}")
     if not want_coupling:
         return
     sizes = {"128x64x5_per_rank": s}

@@ -123,3 +123,18 @@ def test_cli_evaluate_needs_a_kind(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "twin", "--help"])
     assert "--stability" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_report(tmp_path):
+    test = _truth(2, 400, 11)
+    clim, floor = _truth(5, 200, 12), _truth(5, 200, 13)
+    cfg = twin.TwinConfig(n_forecasts=300, max_lead_mtu=1.0, free_run_mtu=5.0, members=5, spinup_mtu=0.2,
+                          stability_mtu=4.0, stability_members=4)
+    rows = [twin.builtin_rows()[1], twin.checkpoint_row("quartic", _quartic_checkpoint(tmp_path / "q"))]
+    one = twin.evaluate(rows, test, clim, floor, cfg, tmp_path / "a", log=lambda s: None)
+    two = twin.evaluate(rows, test, clim, floor, cfg, tmp_path / "b", log=lambda s: None, workers=2)
+    for name in ("wilks2005", "quartic"):
+        for key in ("horizon_mtu", "hellinger", "mean", "std", "rmse"):
+            assert one["models"][name][key] == two["models"][name][key]
+    assert one["models"]["quartic"]["stability"]["max_abs"] == two["models"]["quartic"]["stability"]["max_abs"]

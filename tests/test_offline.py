@@ -63,6 +63,10 @@ def test_doctests_of_the_offline_modules():
     for mod in (climatology, config, evaluate, features, metrics):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, mod.__name__
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for fn in (apply_mod.smooth_season, apply_mod.seasonal_ranks):
+        for test in doctest.DocTestFinder().find(fn, globs={"np": np, fn.__name__: fn}):
+            assert runner.run(test).failed == 0, fn.__name__
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -134,6 +138,53 @@ def test_ml_keeps_the_climate_change_signal(data, daily_ckpt, tmp_path):
     ml_signal = metrics.climate_signal(flat(_open(base)["tas"]), flat(_open(fut)["tas"]))
     assert raw_signal == pytest.approx(3.94, abs=0.01)
     assert abs(ml_signal - raw_signal) < 0.01  # ibicus QDM: -0.007
+
+
+def _heldout_arrays(data, daily_ckpt):
+    from atmocorrect.data.timeaxis import season_position, years
+
+    _, model = apply_mod.load_offline_model(daily_ckpt)
+    da = select_years(_open(data / samples.DAILY_HISTORICAL)["tas"], (2005, 2014))
+    x = da.values.reshape(da.shape[0], -1).astype(np.float64)
+    lat, lon = xr.broadcast(da["lat"], da["lon"])
+    pts = model.point_index(lat.values.ravel(), lon.values.ravel())
+    t = da["time"].values
+    return model, x, pts, season_position(t, "day"), years(t)
+
+
+def test_ml_keeps_the_change_of_every_quantile_like_qdm(data, daily_ckpt):
+    """A warmer and more variable era (every quantile changed differently) is corrected by
+    the same amount per quantile level: the simulated change of each quantile is kept."""
+    model, x, pts, season, yrs = _heldout_arrays(data, daily_ckpt)
+    cfg = ApplyConfig()
+    m = x.mean(axis=0)
+    changed = m + 2.0 + 1.25 * (x - m)
+    a = apply_mod.ml_correct_points(model, "tas", x, pts, season, yrs, cfg, "day")
+    b = apply_mod.ml_correct_points(model, "tas", changed, pts, season, yrs, cfg, "day")
+    # each value is corrected exactly as its counterpart at the same quantile level of its
+    # season in the other era, so every seasonal quantile keeps the simulated change
+    np.testing.assert_allclose(b - a, changed - x, atol=1e-6)
+
+
+def test_ml_preserves_ranks_within_a_season_and_adds_no_noise(data, daily_ckpt):
+    """Values of the same day of the year keep their order, and the correction is a smooth
+    function of the season: its day-to-day changes are far smaller than the weather's."""
+    model, x, pts, season, yrs = _heldout_arrays(data, daily_ckpt)
+    out = apply_mod.ml_correct_points(model, "tas", x, pts, season, yrs, ApplyConfig(), "day")
+    for s in np.unique(season)[::17]:
+        rows = np.flatnonzero(season == s)
+        for j in range(x.shape[1]):
+            assert (np.argsort(x[rows, j], kind="stable")
+                    == np.argsort(out[rows, j], kind="stable")).all()
+    corr = out - x
+    assert np.abs(np.diff(corr, axis=0)).mean() < 0.2 * np.abs(np.diff(x, axis=0)).mean()
+
+
+def test_apply_config_rejects_unknown_settings():
+    with pytest.raises(UsageError, match="rank"):
+        ApplyConfig(rank="magic")
+    with pytest.raises(UsageError, match="mean_adjust"):
+        ApplyConfig(mean_adjust="sometimes")
 
 
 def test_chunking_does_not_change_the_result(data, daily_ckpt, heldout_ml, tmp_path):

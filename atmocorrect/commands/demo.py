@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation import twin
 
-    torch.set_num_threads(max(1, cores))
+    torch.set_num_threads(1)  # processes, not threads: see twin.evaluate(workers=...)
     test, dt = twin.load_truth(train_set, split="test")
     clim, _ = twin.load_truth(climate)
     flo, _ = twin.load_truth(floor)
@@ -186,10 +186,10 @@ def run(args: argparse.Namespace) -> int:
         stability_members=100,
         stability_rows=("transformer",),
         dt_mtu=dt,
-        threads=cores,
+        threads=1,
     )
     rows = twin.builtin_rows() + [
-        twin.checkpoint_row(name, checkpoints[name], threads=cores) for name in ROWS
+        twin.checkpoint_row(name, checkpoints[name], threads=1) for name in ROWS
     ]
     online_checks: dict[str, object] = {
         "python_corrector_vs_batched_max_abs": twin.online_check(checkpoints["transformer"], test[0, 0], 200, cfg)
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     if fortran is not None:
         online_checks["fortran_mpirun_np2"] = fortran
     report = twin.evaluate(rows, test, clim, flo, cfg, out, log=lambda s: _say(t0, s),
-                           extra={"online_check": online_checks, "truth_source": source})
+                           extra={"online_check": online_checks, "truth_source": source}, workers=cores)
     timings["evaluate"] = time.time() - t
     timings["total"] = time.time() - t0
     with open(out / "demo.json", "w") as fh:

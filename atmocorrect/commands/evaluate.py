@@ -62,7 +62,9 @@ def add_twin_arguments(p: argparse.ArgumentParser) -> None:
                    help="stability run of each checkpoint, MTU in total; 0 skips (default: 10000)")
     p.add_argument("--stability-members", type=int, default=100, help="members of that run (default: 100)")
     p.add_argument("--forcing", type=float, default=18.0, help="F of the one-scale model (default: 18)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default: 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the rows and stability runs (default: 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +104,6 @@ def run_twin(args: argparse.Namespace) -> int:
         if not sep or not name or not path:
             raise UsageError(f"--model {item!r}: expected NAME=CHECKPOINT_DIR")
         rows.append(twin.checkpoint_row(name, path, threads=args.threads))
-    report = twin.evaluate(rows, test, clim.transpose(1, 0, 2), floor.transpose(1, 0, 2), cfg, args.out)
+    report = twin.evaluate(rows, test, clim, floor, cfg, args.out, workers=max(1, args.workers))
     print(twin.markdown_table(report), end="")
     return 0

@@ -70,6 +70,22 @@ class Row:
     placement: str = "after"
     checkpoint: str | None = None
 
+    @property
+    def spec(self) -> tuple[str, str | None]:
+        """What rebuilds this row in a worker process: (name, checkpoint or None)."""
+        return (self.name, self.checkpoint)
+
+
+def row_from_spec(spec: tuple[str, str | None], threads: int = 1) -> Row:
+    """Rebuild a row from :attr:`Row.spec` (a checkpoint, or a built-in row by name)."""
+    name, checkpoint = spec
+    if checkpoint:
+        return checkpoint_row(name, checkpoint, threads=threads)
+    for row in builtin_rows():
+        if row.name == name:
+            return row
+    raise UsageError(f"unknown built-in row {name!r}")
+
 
 # ------------------------------------------------------------------ data
 def load_truth(path: str | Path, split: str | None = None) -> tuple[np.ndarray, float]:
@@ -223,8 +239,15 @@ def evaluate(
     out_dir: str | Path,
     log: Callable[[str], None] = print,
     extra: Mapping[str, Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Run every row, write ``report.json``, ``report.md`` and the plots into ``out_dir``."""
+    """Run every row, write ``report.json``, ``report.md`` and the plots into ``out_dir``.
+
+    ``workers > 1`` runs the rows and the chunks of the stability runs in that many spawned
+    processes (one torch thread each: on small CPUs processes scale better than threads for
+    these small batches); the rows are rebuilt there from their specs, so the results are the
+    same as with ``workers = 1``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.n_forecasts < 1:
@@ -237,8 +260,9 @@ def evaluate(
     threshold = 0.5 * clim_std
     floor = metrics.hellinger(climate_truth, floor_truth)
     rng = np.random.default_rng(cfg.seed)
-    pool = climate_truth.reshape(-1, climate_truth.shape[-1])
-    starts = pool[rng.choice(len(pool), size=cfg.members, replace=False)]
+    states = climate_truth.reshape(-1, climate_truth.shape[-1])
+    starts = states[rng.choice(len(states), size=cfg.members, replace=False)]
+    stability_starts = states[rng.choice(len(states), size=cfg.stability_members, replace=False)]
     report: dict[str, Any] = {
         "hellinger_floor": floor,
         "truth": {
@@ -265,45 +289,74 @@ def evaluate(
     curves: dict[str, np.ndarray] = {}
     samples: dict[str, np.ndarray] = {"truth": clim_values}
     hovmoeller: dict[str, np.ndarray] = {"truth": ver[:, 0, :]}
+    # tasks: per row the forecasts + free run, per checkpoint the stability run in chunks of
+    # members (the longest work: started first so the workers finish together)
+    tasks: list[tuple] = []
     for row in rows:
-        t0 = time.time()
-        fc = _run(row, x0, horizon, cfg)
+        wanted = not cfg.stability_rows or row.name in cfg.stability_rows
+        if row.checkpoint and cfg.stability_mtu > 0 and row.correction is not None and wanted:
+            members = stability_starts
+            chunks = np.array_split(np.arange(len(members)), max(1, min(len(members), 2 * workers)))
+            for c in chunks:
+                share = cfg.stability_mtu * len(c) / len(members)
+                tasks.append(("stability", row.spec, members[c], share))
+    for row in rows:
+        tasks.append(("row", row.spec, None, 0.0))
+    results: dict[int, Any] = {}
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as executor:
+            futures = {
+                executor.submit(_task, t[0], t[1], x0, horizon, starts, cfg, t[2], t[3]): i
+                for i, t in enumerate(tasks)
+            }
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if tasks[i][0] == "row":
+                    _log_row(log, tasks[i][1][0], results[i], ver, leads, threshold, climate_truth)
+    else:
+        by_name = {row.name: row for row in rows}
+        for i, t in enumerate(tasks):
+            results[i] = _task(t[0], t[1], x0, horizon, starts, cfg, t[2], t[3], row=by_name[t[1][0]])
+            if t[0] == "row":
+                _log_row(log, t[1][0], results[i], ver, leads, threshold, climate_truth)
+    for row in rows:
+        i = next(i for i, t in enumerate(tasks) if t[0] == "row" and t[1][0] == row.name)
+        fc, fr, seconds = results[i]
         rmse = metrics.rmse_by_lead(fc, ver)
-        t1 = time.time()
-        fr = free_run(row, starts, cfg.free_run_mtu, cfg)
-        t2 = time.time()
+        finite = bool(np.isfinite(fr).all())
         entry: dict[str, Any] = {
             "horizon_mtu": metrics.skill_horizon(rmse, leads, threshold),
             "hellinger": metrics.hellinger(fr, climate_truth),
-            "mean": float(np.mean(fr)) if np.isfinite(fr).all() else float("nan"),
-            "std": float(np.std(fr)) if np.isfinite(fr).all() else float("nan"),
+            "mean": float(np.mean(fr)) if finite else float("nan"),
+            "std": float(np.std(fr)) if finite else float("nan"),
             "rmse": {str(lead): metrics.rmse_at(rmse, leads, lead) for lead in LEADS_REPORTED},
-            "seconds": {"forecasts": round(t1 - t0, 1), "free_run": round(t2 - t1, 1)},
+            "seconds": seconds,
         }
         if row.checkpoint:
             entry["checkpoint"] = row.checkpoint
-        wanted = not cfg.stability_rows or row.name in cfg.stability_rows
-        if row.checkpoint and cfg.stability_mtu > 0 and row.correction is not None and wanted:
-            t3 = time.time()
-            st = free_run(row, starts[: cfg.stability_members], cfg.stability_mtu, cfg, keep=200)
-            finite = bool(np.isfinite(st).all())
+        parts = [results[i] for i, t in enumerate(tasks) if t[0] == "stability" and t[1][0] == row.name]
+        if parts:
+            n = sum(p["count"] for p in parts)
+            ok = all(p["finite"] for p in parts)
+            mean = sum(p["sum"] for p in parts) / n
             entry["stability"] = {
                 "mtu": cfg.stability_mtu,
                 "members": cfg.stability_members,
-                "finite": finite,
-                "max_abs": float(np.nanmax(np.abs(st))) if finite else float("inf"),
-                "mean": float(np.mean(st)) if finite else float("nan"),
-                "std": float(np.std(st)) if finite else float("nan"),
-                "seconds": round(time.time() - t3, 1),
+                "finite": ok,
+                "max_abs": max(p["max_abs"] for p in parts) if ok else float("inf"),
+                "mean": mean if ok else float("nan"),
+                "std": float(np.sqrt(max(0.0, sum(p["sumsq"] for p in parts) / n - mean**2))) if ok else float("nan"),
+                "seconds": round(sum(p["seconds"] for p in parts), 1),
+                "sampled_every_mtu": 1.0,
             }
         report["models"][row.name] = entry
         curves[row.name] = rmse
         samples[row.name] = fr
         hovmoeller[row.name] = fc[:, 0, :]
-        log(
-            f"{row.name:>12}: horizon {entry['horizon_mtu']:.3f} MTU, Hellinger {entry['hellinger']:.4f}, "
-            f"mean {entry['mean']:.3f}, std {entry['std']:.3f} ({time.time() - t0:.0f}s)"
-        )
     with open(out_dir / "report.json", "w") as fh:
         json.dump(_finite(report), fh, indent=2)
         fh.write("\n")
@@ -315,6 +368,49 @@ def evaluate(
     plots.pdfs(samples, out_dir / "pdfs.png")
     plots.hovmoeller(leads, hovmoeller, out_dir / "hovmoeller.png")
     return report
+
+
+def _task(
+    kind: str,
+    spec: tuple[str, str | None],
+    x0: np.ndarray,
+    horizon: int,
+    starts: np.ndarray,
+    cfg: TwinConfig,
+    members: np.ndarray | None,
+    mtu: float,
+    row: Row | None = None,
+) -> Any:
+    """One unit of evaluation work (runs in a worker process when ``row`` is None)."""
+    if row is None:
+        torch.set_num_threads(1)
+        row = row_from_spec(spec, threads=1)
+    t0 = time.time()
+    if kind == "row":
+        fc = _run(row, x0, horizon, cfg)
+        t1 = time.time()
+        fr = free_run(row, starts, cfg.free_run_mtu, cfg)
+        return fc, fr, {"forecasts": round(t1 - t0, 1), "free_run": round(time.time() - t1, 1)}
+    st = free_run(row, members, mtu, cfg, keep=int(round(1.0 / cfg.dt_mtu)))
+    finite = bool(np.isfinite(st).all())
+    return {
+        "finite": finite,
+        "max_abs": float(np.max(np.abs(st))) if finite else float("inf"),
+        "sum": float(st.sum()) if finite else 0.0,
+        "sumsq": float((st**2).sum()) if finite else 0.0,
+        "count": int(st.size),
+        "seconds": time.time() - t0,
+    }
+
+
+def _log_row(log, name, result, ver, leads, threshold, climate_truth) -> None:
+    fc, fr, seconds = result
+    rmse = metrics.rmse_by_lead(fc, ver)
+    log(
+        f"{name:>12}: horizon {metrics.skill_horizon(rmse, leads, threshold):.3f} MTU, Hellinger "
+        f"{metrics.hellinger(fr, climate_truth):.4f}, mean {np.mean(fr):.3f}, std {np.std(fr):.3f} "
+        f"({seconds['forecasts'] + seconds['free_run']:.0f}s)"
+    )
 
 
 def _finite(obj: Any) -> Any:

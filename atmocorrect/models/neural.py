@@ -155,7 +155,7 @@ class Transformer(WindowNet):
         token_in = n_levels * patch ** len(self.halo)
         # one embedding per field: weight (F, token_in, d)
         self.embed_w = nn.Parameter(torch.randn(n_fields, token_in, d_model) / math.sqrt(token_in))
-        self.embed_b = nn.Parameter(torch.zeros(n_fields, 1, d_model))
+        self.embed_b = nn.Parameter(torch.zeros(n_fields, d_model))
         self.pos = nn.Parameter(0.02 * torch.randn(n_fields, self.tokens_per_field, d_model))
         if d_model % heads:
             raise ModelError(f"d_model {d_model} is not a multiple of heads {heads}")
@@ -183,7 +183,7 @@ class Transformer(WindowNet):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         t = self.tokens(w)  # (N, F, T, in)
-        e = torch.einsum("nfti,fid->nftd", t, self.embed_w) + self.embed_b + self.pos
+        e = torch.einsum("nfti,fid->nftd", t, self.embed_w) + self.embed_b[:, None, :] + self.pos
         n = e.shape[0]
         h = e.reshape(n, -1, e.shape[-1])
         for block in self.blocks:

@@ -44,7 +44,7 @@ from ..data.timeaxis import (
     years,
 )
 from ..errors import DataError, FieldError, UsageError
-from .climatology import block_groups, eras, eval_moments, fit_moments
+from .climatology import block_groups, design, eras, eval_moments, fit_columns, fit_moments
 from .config import METHODS, ApplyConfig
 
 
@@ -163,62 +163,149 @@ def ml_correct_points(
 ) -> np.ndarray:
     """Correct ``x`` (time, n) at checkpoint point indices ``points`` (n,).
 
-    1. Each value is placed in the calibration climate, keeping its position relative to its
-       own era's seasonal mean and spread: ``u = m_cal + (x - m_app) s_cal / s_app``.
-    2. Its quantile level is read from the learned simulation quantile function,
-       ``tau = F_sim(u)``, and it receives ``Delta(tau) = Q_ref(tau) - Q_sim(tau)``: additive in
-       the transformed space, so the simulation's change between eras is kept (as in QDM).
-    3. Within each (era, 1/12-year block) the mean correction is set to the model's mean
-       correction over uniform quantile levels, so the change of the mean is kept exactly.
+    1. Each value gets a quantile level ``tau`` *within its own era* (``cfg.rank``):
+       ``empirical`` (default, as QDM): the rank of its standardised anomaly
+       ``(x - m_era) / s_era`` among the era's anomalies within ``cfg.rank_window_days`` of
+       the season; ``parametric``: ``tau = F_sim(m_cal + (x - m_era) s_cal / s_era)`` from the
+       learned simulation quantile function.
+    2. It receives ``Delta(tau) = Q_ref(tau) - Q_sim(tau)`` of the learned quantile functions
+       at its season: additive in the transformed space, so the simulation's change of every
+       quantile between eras is kept (QDM's principle), with transfer functions that are
+       smooth in season and pooled over points, quantiles and variables.
+    3. ``cfg.mean_adjust``: the mean correction of each era is set to the model's mean
+       correction over uniform quantile levels (``harmonic``: through a smooth seasonal fit,
+       so no steps in time; ``blocks``: per 1/12-year block; ``none``: left as it is), which
+       keeps the change of the mean between eras exactly the simulation's.
 
     Quantile functions are tabulated on (season node, z) grids and interpolated linearly.
     """
+    from scipy.special import ndtri
+
     y = model.forward_transform(var, np.asarray(x, dtype=np.float64))
     T, n = y.shape
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes
     z = np.linspace(-5.0, 5.0, cfg.z_levels)
     q_ref, q_sim = model.tables(var, points, nodes, z)
-    dbar_nodes = model.mean_delta(var, points, nodes)
+    delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)
+    dbar_nodes = smooth_season(model.mean_delta(var, points, nodes), cfg.season_smoothing_days,
+                               axis=1)
     pos = season * n_nodes - 0.5
     j0 = np.floor(pos).astype(int) % n_nodes
     j1 = (j0 + 1) % n_nodes
     w = pos - np.floor(pos)
     coef_cal = model.moments[var][points]
     harmonics = (coef_cal.shape[-1] - 1) // 2
+    zq = np.full(y.shape, np.nan)
     u = np.full(y.shape, np.nan)
-    for targets, (first, last) in eras(yrs, cfg.window_years):
+    era_list = eras(yrs, cfg.window_years)
+    for targets, (first, last) in era_list:
         in_era = (yrs >= first) & (yrs <= last)
         coef_app = fit_moments(y[in_era], season[in_era], harmonics)
         rows = np.flatnonzero(np.isin(yrs, targets))
-        for j in range(n):
-            idx = np.full(rows.size, j)
-            m_app, s_app = eval_moments(coef_app, season[rows], idx)
-            m_cal, s_cal = eval_moments(coef_cal, season[rows], idx)
-            u[rows, j] = m_cal + (y[rows, j] - m_app) * (s_cal / s_app)
+        if cfg.rank == "empirical":
+            era_rows = np.flatnonzero(in_era)
+            anom = np.full((era_rows.size, n), np.nan)
+            for j in range(n):
+                m_app, s_app = eval_moments(coef_app, season[era_rows], np.full(era_rows.size, j))
+                anom[:, j] = (y[era_rows, j] - m_app) / s_app
+            pos_t = np.searchsorted(era_rows, rows)
+            half = cfg.rank_window_days / 365.25 / 2.0
+            if frequency in ("month", "year"):  # the month and its neighbours at least
+                half = max(half, 1.5 / 12.0)
+            zq[rows] = ndtri(seasonal_ranks(anom, season[era_rows], pos_t, n_nodes, half))
+        else:
+            for j in range(n):
+                idx = np.full(rows.size, j)
+                m_app, s_app = eval_moments(coef_app, season[rows], idx)
+                m_cal, s_cal = eval_moments(coef_cal, season[rows], idx)
+                u[rows, j] = m_cal + (y[rows, j] - m_app) * (s_cal / s_app)
     delta = np.zeros(y.shape)
     dbar = np.zeros(y.shape)
     for j in range(n):
         for nodes_of_row, weight in ((j0, 1.0 - w), (j1, w)):
             for k in np.unique(nodes_of_row):
                 rows = nodes_of_row == k
-                zq = np.interp(u[rows, j], q_sim[j, k], z)  # clamps beyond +-5
-                d = np.interp(zq, z, q_ref[j, k] - q_sim[j, k])
+                if cfg.rank == "parametric":  # tau from the learned simulation quantiles
+                    zq[rows, j] = np.interp(u[rows, j], q_sim[j, k], z)
+                d = np.interp(zq[rows, j], z, delta_tab[j, k])  # clamps beyond +-5
                 delta[rows, j] += weight[rows] * d
                 dbar[rows, j] += weight[rows] * dbar_nodes[j, k]
-    groups = block_groups(season, yrs, cfg.window_years)
     finite = np.isfinite(y)
-    for g in np.unique(groups):
-        rows = groups == g
-        diff = np.where(finite[rows], dbar[rows] - delta[rows], np.nan)
-        with np.errstate(invalid="ignore"):
-            shift = np.nanmean(diff, axis=0) if finite[rows].any() else np.zeros(n)
-        delta[rows] += np.where(np.isfinite(shift), shift, 0.0)
-    out = model.inverse_transform(var, y + delta)
+    if cfg.mean_adjust == "blocks":
+        groups = block_groups(season, yrs, cfg.window_years)
+        for g in np.unique(groups):
+            rows = groups == g
+            diff = np.where(finite[rows], dbar[rows] - delta[rows], np.nan)
+            with np.errstate(invalid="ignore"):
+                shift = np.nanmean(diff, axis=0) if finite[rows].any() else np.zeros(n)
+            delta[rows] += np.where(np.isfinite(shift), shift, 0.0)
+    elif cfg.mean_adjust == "harmonic":
+        for targets, _ in era_list:
+            rows = np.flatnonzero(np.isin(yrs, targets))
+            h = cfg.mean_adjust_harmonics if rows.size > 4 * (2 * cfg.mean_adjust_harmonics + 1) else 0
+            diff = np.where(finite[rows], dbar[rows] - delta[rows], np.nan)
+            d = design(season[rows], h)
+            coef = np.nan_to_num(fit_columns(d, diff))
+            delta[rows] += d @ coef
+    out = model.inverse_transform(var, y + np.where(np.isfinite(delta), delta, 0.0))
     norm = model.norm[var]
     if norm["transform"] == "log":
         out = np.where(x <= norm.get("dry", 0.0), x, out)
     return np.where(np.isfinite(x), out, np.nan)
+
+
+def smooth_season(table: np.ndarray, days: float, axis: int) -> np.ndarray:
+    """Circular moving average of ``table`` over its season-node ``axis``, ``days`` wide
+    (0: unchanged).
+
+    >>> smooth_season(np.array([0.0, 0.0, 3.0, 0.0]), 3 * 365.25 / 4, axis=0).tolist()
+    [0.0, 1.0, 1.0, 1.0]
+    """
+    n = table.shape[axis]
+    width = days / 365.25 * n
+    if width <= 1.0:
+        return table
+    half = width / 2.0
+    offsets = np.arange(-int(np.ceil(half)), int(np.ceil(half)) + 1)
+    # full weight inside the window, fractional weight for the partly covered end nodes
+    weights = np.clip(half + 0.5 - np.abs(offsets), 0.0, 1.0)
+    weights /= weights.sum()
+    out = np.zeros_like(table)
+    for o, wgt in zip(offsets, weights, strict=True):
+        out += wgt * np.roll(table, o, axis=axis)
+    return out
+
+
+def seasonal_ranks(anom: np.ndarray, season: np.ndarray, rows: np.ndarray, n_nodes: int,
+                   half_width: float) -> np.ndarray:
+    """Quantile levels of ``anom[rows]`` (rows, n) among the values of ``anom`` (t, n) whose
+    season lies within ``half_width`` (fraction of a year, circular) of the row's seasonal
+    node: Hazen plotting positions ``(rank - 0.5) / count`` (mid-ranks for ties), so they are
+    uniform within every window and never 0 or 1.
+
+    >>> a = np.arange(8.0)[:, None]
+    >>> s = np.linspace(0, 1, 8, endpoint=False)
+    >>> seasonal_ranks(a, s, np.arange(8), 1, 0.5)[:, 0].tolist()
+    [0.0625, 0.1875, 0.3125, 0.4375, 0.5625, 0.6875, 0.8125, 0.9375]
+    """
+    out = np.full((rows.size, anom.shape[1]), np.nan)
+    node_of = np.minimum((season[rows] * n_nodes).astype(int), n_nodes - 1)
+    for k in np.unique(node_of):
+        centre = (k + 0.5) / n_nodes
+        dist = np.abs((season - centre + 0.5) % 1.0 - 0.5)
+        window = dist <= half_width
+        sel = rows[node_of == k]
+        for j in range(anom.shape[1]):
+            vals = anom[window, j]
+            vals = np.sort(vals[np.isfinite(vals)])
+            if vals.size == 0:
+                continue
+            xv = anom[sel, j]
+            lo = np.searchsorted(vals, xv, side="left")
+            hi = np.searchsorted(vals, xv, side="right")
+            out[node_of == k, j] = np.where(np.isfinite(xv), 0.5 * (lo + hi) / vals.size, np.nan)
+    return np.clip(out, 0.5 / max(1, anom.shape[0]), 1.0 - 0.5 / max(1, anom.shape[0]))
 
 
 def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency):

@@ -1,13 +1,12 @@
 """Smooth seasonal climatologies (mean and spread) and the eras of a long simulation.
 
-The learned correction places each value of the simulation being corrected within the
-calibration climate before reading its quantile level: ``u = m_cal + (x - m_app) s_cal / s_app``
-where ``m``/``s`` are seasonal mean and spread (harmonic fits per point) of the calibration
-simulation (stored in the checkpoint) and of the corrected simulation in the value's era (a
-running window of ``window_years``). In the calibration period itself ``u = x``, so the
-correction is then exactly the learned quantile mapping; in a warmer era a value keeps its
-position relative to its own era's climate, which is what preserves the simulation's
-climate-change signal (as QDM does).
+The learned correction reads each value's quantile level within its own era (a running window
+of ``window_years``): by default as the rank of its standardised anomaly ``(x - m_era) /
+s_era`` among the era's anomalies of the same season (``m``/``s``: harmonic fits of the
+seasonal mean and spread per point), or, with ``rank="parametric"``, from the learned
+simulation quantile function at ``u = m_cal + (x - m_era) s_cal / s_era`` (``cal`` stored in
+the checkpoint). Either way a value in a warmer era keeps its position relative to its own
+era's climate, which is what preserves the simulation's climate-change signal (as QDM does).
 
 Example
 -------
@@ -39,7 +38,7 @@ def design(season: np.ndarray, harmonics: int) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def _fit(d: np.ndarray, y: np.ndarray) -> np.ndarray:
+def fit_columns(d: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares per column of ``y`` (rows with NaN left out), (ncoef, ncols)."""
     out = np.full((d.shape[1], y.shape[1]), np.nan)
     full = np.isfinite(y).all(axis=0)
@@ -61,10 +60,10 @@ def fit_moments(x: np.ndarray, season: np.ndarray, harmonics: int = 3) -> np.nda
     """
     x = np.asarray(x, dtype=np.float64)
     d = design(season, harmonics)
-    cm = _fit(d, x)
+    cm = fit_columns(d, x)
     anom = np.abs(x - d @ np.nan_to_num(cm)) * np.sqrt(np.pi / 2.0)
     anom[~np.isfinite(x)] = np.nan
-    cs = _fit(d, anom)
+    cs = fit_columns(d, anom)
     return np.stack([cm.T, cs.T], axis=1)
 
 

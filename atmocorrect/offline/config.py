@@ -117,6 +117,21 @@ class ApplyConfig:
         5 days; values in between are interpolated linearly); monthly data use 12.
     z_levels:
         Resolution of those tables in the standard-normal score (between -5 and 5).
+    season_smoothing_days:
+        Width of a circular moving average of the learned correction over the season (0: the
+        network's own seasonal resolution).
+    rank:
+        How a value's quantile level within its own era is found: ``empirical`` (the rank of
+        its standardised anomaly among the era's values in a seasonal window, as QDM does) or
+        ``parametric`` (from the learned simulation quantile function after matching the
+        era's seasonal mean and spread to the calibration's).
+    rank_window_days:
+        Width of that seasonal window (91 days as ibicus's QDM; at least 3 months for monthly
+        data).
+    mean_adjust, mean_adjust_harmonics:
+        How the mean correction of each era is pinned to the model's mean correction (which
+        keeps the simulation's change of the mean exactly): ``harmonic`` (a smooth seasonal fit
+        with that many harmonics; no steps in time), ``blocks`` (per 1/12 year) or ``none``.
     chunk_points:
         Grid points per dask chunk (memory ~ chunk_points x time steps x 8 bytes x a few).
     threads:
@@ -126,12 +141,25 @@ class ApplyConfig:
     window_years: int = 31
     season_nodes: int = 73
     z_levels: int = 201
+    season_smoothing_days: float = 31.0
+    rank: str = "empirical"
+    rank_window_days: float = 91.0
+    mean_adjust: str = "harmonic"
+    mean_adjust_harmonics: int = 3
     chunk_points: int = 256
     threads: int = 1
 
     def __post_init__(self) -> None:
         if self.window_years < 1 or self.season_nodes < 1 or self.z_levels < 16:
             raise UsageError("window_years, season_nodes must be >= 1 and z_levels >= 16")
+        if self.rank not in ("empirical", "parametric"):
+            raise UsageError(f"rank must be empirical or parametric, got {self.rank!r}")
+        if self.mean_adjust not in ("harmonic", "blocks", "none"):
+            raise UsageError(f"mean_adjust must be harmonic, blocks or none, got {self.mean_adjust!r}")
+        if self.season_smoothing_days < 0:
+            raise UsageError("season_smoothing_days must be >= 0")
+        if self.rank_window_days <= 0 or self.mean_adjust_harmonics < 0:
+            raise UsageError("rank_window_days must be > 0 and mean_adjust_harmonics >= 0")
         if self.chunk_points < 1 or self.threads < 1:
             raise UsageError("chunk_points and threads must be >= 1")
 

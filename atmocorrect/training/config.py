@@ -75,7 +75,7 @@ class TrainConfig:
     """One-step training (regression of the correction on the state)."""
 
     epochs: int = 10
-    batch_size: int = 128  # samples (whole domains) per rank and step
+    batch_size: int = 128  # samples (whole domains) per step, over all ranks
     lr: float = 2e-3
     min_lr: float = 2e-5
     warmup_steps: int = 100

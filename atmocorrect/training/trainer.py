@@ -12,7 +12,9 @@ Stages:
 The quartic baseline is fitted in closed form (least squares), the zero baseline needs no fit.
 
 Under ``torchrun``/``mpirun`` every rank holds the (small) training set and takes its share of
-each epoch's permutation; gradients are averaged by :class:`~torch.nn.parallel.DistributedDataParallel`
+each epoch's permutation (``batch_size`` is the global batch: each rank takes
+``batch_size / world_size`` samples a step, so the rank count changes the arithmetic only by
+rounding); gradients are averaged by :class:`~torch.nn.parallel.DistributedDataParallel`
 (gloo). Every random choice derives from ``seed`` and the epoch number, so a run resumed from
 the state of epoch e reproduces, bit for bit on the same machine and thread count, the run that
 was never interrupted. Rank 0 writes, after every epoch: ``<work>/state`` (resumable, atomic),
@@ -303,7 +305,7 @@ def train(
                 module: nn.Module = onestep
                 split = data.train
                 n_items = len(split)
-                batch = cfg.train.batch_size
+                batch = max(1, cfg.train.batch_size // world.size)
                 base_lr, floor_lr, warm = cfg.train.lr, cfg.train.min_lr, cfg.train.warmup_steps
                 items = None
             else:
@@ -314,7 +316,7 @@ def train(
                 split = data.train
                 items = split.rollout_starts(cfg.finetune.rollout_steps, cfg.finetune.stride)
                 n_items = len(items)
-                batch = cfg.finetune.batch_size
+                batch = max(1, cfg.finetune.batch_size // world.size)
                 base_lr, floor_lr, warm = cfg.finetune.lr, cfg.finetune.min_lr, 0
             runner = module
             if world.initialised:

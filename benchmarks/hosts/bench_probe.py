@@ -173,6 +173,30 @@ def _numpy_new(snapshot, base):
     return sites
 
 
+def _describe_inputs(args, host) -> tuple[dict, int, int]:
+    """What the predictor is handed: per-field arrays (a mapping) or one batch array.
+
+    Returns (description, bytes of per-field copies of the state, bytes of batch arrays)."""
+    desc: dict = {}
+    copies = batch = 0
+    for i, a in enumerate(args):
+        if isinstance(a, dict) or hasattr(a, "items"):
+            for n, v in a.items():
+                v = np.asarray(v)
+                own = _shares(v, host)
+                desc[str(n)] = {"nbytes": int(v.nbytes), "dtype": str(v.dtype), "shape": list(v.shape),
+                                "is_host_memory": own}
+                if not own:
+                    copies += int(v.nbytes)
+        elif isinstance(a, np.ndarray) and a.size > 1:
+            own = _shares(a, host)
+            desc[f"arg{i}"] = {"nbytes": int(a.nbytes), "dtype": str(a.dtype), "shape": list(a.shape),
+                               "is_host_memory": own, "batch": True}
+            if not own:
+                batch += int(a.nbytes)
+    return desc, copies, batch
+
+
 def probe_begin() -> None:
     c = _s["c"]
     pred = c.predictor
@@ -182,20 +206,28 @@ def probe_begin() -> None:
                                      "address": int(a.__array_interface__["data"][0])}
                                  for n, a in host.items()}}
     _s["rec"] = rec
-    original = pred.tendency
+    _s["wrapped"] = []
 
-    def tendency(inputs, time):
-        snap = tracemalloc.take_snapshot()
-        current, peak = tracemalloc.get_traced_memory()
-        rec["before_model"] = _numpy_new(snap, _s["base"])
-        rec["peak_before_model"] = int(peak - _s["base_current"])
-        rec["inputs"] = {
-            n: {"nbytes": int(np.asarray(a).nbytes), "dtype": str(np.asarray(a).dtype),
-                "shape": list(np.shape(a)), "is_host_memory": _shares(np.asarray(a), host)}
-            for n, a in inputs.items()
-        }
-        _s["snap_pre"] = snap
-        return original(inputs, time)
+    def wrap(attr):
+        original = getattr(pred, attr)
+
+        def entry(*args, **kwargs):
+            if "before_model" not in rec:  # the predictor's first entry in this step
+                snap = tracemalloc.take_snapshot()
+                _current, peak = tracemalloc.get_traced_memory()
+                rec["entry"] = attr
+                rec["before_model"] = _numpy_new(snap, _s["base"])
+                rec["peak_before_model"] = int(peak - _s["base_current"])
+                rec["inputs"], rec["field_copy_bytes"], rec["batch_bytes"] = _describe_inputs(args, host)
+                _s["snap_pre"] = snap
+            return original(*args, **kwargs)
+
+        setattr(pred, attr, entry)  # an instance attribute: shadows the method for this step
+        _s["wrapped"].append(attr)
+
+    for attr in ("tendency", "tendency_batch"):
+        if callable(getattr(pred, attr, None)):
+            wrap(attr)
 
     def hook(m, args):
         x = args[0]
@@ -207,12 +239,10 @@ def probe_begin() -> None:
             "nbytes": int(x.numel() * x.element_size()),
             "is_host_memory": _shares(x.detach().numpy(), host),
         }
-        rec["predictor_before_model"] = _numpy_new(snap, _s["snap_pre"])
+        rec["predictor_before_model"] = _numpy_new(snap, _s.get("snap_pre", _s["base"]))
 
     mods = _module_of(pred)
     _s["probe_hook"] = mods[0][1].register_forward_pre_hook(hook) if mods else None
-    pred.tendency = tendency  # an instance attribute: shadows the method for this step only
-    # the halo exchange packs the strips it sends: count them from the decomposition's plan
     tracemalloc.start(4)
     _s["base"] = tracemalloc.take_snapshot()
     _s["base_current"] = tracemalloc.get_traced_memory()[0]
@@ -237,15 +267,17 @@ def probe_end(path: str) -> None:
     tracemalloc.stop()
     c = _s["c"]
     pred = c.predictor
-    if "tendency" in vars(pred):
-        del pred.tendency
+    for attr in _s.get("wrapped", []):
+        vars(pred).pop(attr, None)
     if _s.get("probe_hook") is not None:
         _s["probe_hook"].remove()
     rec = _s["rec"]
     rec["rank"] = c.rank
     rec["halo_send_bytes"] = _send_bytes(c)
-    copies = sum(s["bytes"] for s in rec.get("before_model", []))
-    rec["state_copy_bytes_alive_at_predictor"] = int(copies)
+    alive = sum(s["bytes"] for s in rec.get("before_model", []))
+    # what the coupling layer allocated and still holds when the predictor takes over, less the
+    # batch it hands over (the model input, when the halo exchange fills it directly)
+    rec["state_copy_bytes_alive_at_predictor"] = int(max(0, alive - rec.get("batch_bytes", 0)))
     rec["addresses_unchanged"] = all(
         int(a.__array_interface__["data"][0]) == rec["host_fields"][n]["address"]
         for n, a in c.fields.items()

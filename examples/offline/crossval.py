@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""Split-sample validation of the offline corrections: raw, ibicus QDM and ``ml`` on several
+calibration/validation splits of one reference/simulation pair.
+
+The design of the learned correction is judged on the *inner* splits, which lie entirely inside
+the default calibration period 1979-2004 (the held-out 2005-2014 is never used for a choice);
+the *outer* splits (the official 1979-2004 -> 2005-2014 and the reverse 1989-2014 ->
+1979-1988) are reported beside them so that a claim about generalisation rests on several
+decades rather than one.
+
+For every split each method is calibrated on the calibration years only and scored on the
+validation years (the metrics of ``atmocorrect evaluate offline``, per point then averaged),
+and the climate-change signal (scenario mean minus calibration-period mean, corrected minus
+raw) is computed when a scenario file is given. ``ml`` is trained once per split (checkpoints
+cached in ``--out``) and applied with every ``--variant`` of :class:`ApplyConfig`.
+
+    OMP_NUM_THREADS=1 python examples/offline/crossval.py                  # all splits
+    OMP_NUM_THREADS=1 python examples/offline/crossval.py --splits inner   # design splits only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from atmocorrect.data import samples  # noqa: E402
+from atmocorrect.data.pairs import PairConfig, load_pair  # noqa: E402
+from atmocorrect.data.readers import open_dataset  # noqa: E402
+from atmocorrect.data.timeaxis import format_period, season_position, years  # noqa: E402
+from atmocorrect.offline.apply import load_offline_model, ml_correct_points  # noqa: E402
+from atmocorrect.offline.classical import correct_block  # noqa: E402
+from atmocorrect.offline.config import ApplyConfig, TrainConfig  # noqa: E402
+from atmocorrect.offline.metrics import METRICS, TimeInfo, marginal_metrics, score  # noqa: E402
+from atmocorrect.offline.train import train_offline  # noqa: E402
+
+#: name -> (calibration years, validation years, kind)
+SPLITS = {
+    "inner-fwd": ((1979, 1994), (1995, 2004), "inner"),
+    "inner-bwd": ((1989, 2004), (1979, 1988), "inner"),
+    "inner-mid": ((1979, 1991), (1992, 2004), "inner"),
+    "official": ((1979, 2004), (2005, 2014), "outer"),
+    "reverse": ((1989, 2014), (1979, 1988), "outer"),
+}
+
+
+def _rows(yrs: np.ndarray, period: tuple[int, int]) -> np.ndarray:
+    return np.flatnonzero((yrs >= period[0]) & (yrs <= period[1]))
+
+
+def _flat(da) -> np.ndarray:
+    return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
+
+
+def run(args: argparse.Namespace) -> dict:
+    data = args.data or samples.sample_data_dir()
+    hist = args.historical or data / samples.DAILY_HISTORICAL
+    ref = args.reference or data / samples.DAILY_REFERENCE
+    fut = args.future if args.future is not None else (
+        data / samples.DAILY_SCENARIO if args.historical is None else None)
+    var = args.variable
+    pair = load_pair([hist], [ref], PairConfig(variables=(var,)))
+    freq = pair.frequency
+    xs, xr_ = _flat(pair.sim[var]), _flat(pair.ref[var])
+    ts, tr = pair.sim["time"].values, pair.ref["time"].values
+    ys, yr = years(ts), years(tr)
+    ss = season_position(ts, freq)
+    frost = 273.15 if var in ("tas", "tasmin", "tasmax", "t2m") else None
+    xf = tf = None
+    if fut is not None:
+        fds = open_dataset(fut)
+        xf, tf = _flat(fds[var]), fds["time"].values
+    variants = {"ml": ApplyConfig()}
+    for item in args.variant:
+        name, _, spec = item.partition("=")
+        kw = json.loads(spec) if spec else {}
+        variants[name] = ApplyConfig(**kw)
+    chosen = [s for s in SPLITS if args.splits == "all" or SPLITS[s][2] == args.splits
+              or s in args.splits.split(",")]
+    results: dict = {}
+    for split in chosen:
+        cal, val, _ = SPLITS[split]
+        t0 = time.perf_counter()
+        ckpt = args.out / f"{split}_{format_period(cal)}"
+        if args.retrain or not (ckpt / "manifest.json").exists():
+            train_offline([hist], [ref], ckpt, PairConfig(variables=(var,)),
+                          TrainConfig(calibration=cal, steps=args.steps))
+        _, model = load_offline_model(ckpt)
+        t_train = time.perf_counter() - t0
+        pts = model.point_index(*_latlon(pair.sim[var]))
+        rc_s, rv_s = _rows(ys, cal), _rows(ys, val)
+        rc_r, rv_r = _rows(yr, cal), _rows(yr, val)
+        ti_v, ti_r = TimeInfo.of(ts[rv_s], freq), TimeInfo.of(tr[rv_r], freq)
+        out: dict = {"raw": xs[rv_s]}
+        out["qdm"] = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xs[rv_s],
+                                   tr[rc_r], ts[rc_s], ts[rv_s])
+        for name, acfg in variants.items():
+            out[name] = ml_correct_points(model, var, xs[rv_s], pts, ss[rv_s], ys[rv_s],
+                                          acfg, freq)
+        res = {m: marginal_metrics(v, xr_[rv_r], ti_v, ti_r, freq, frost)
+               for m, v in out.items()}
+        if xf is not None:
+            sf, yf = season_position(tf, freq), years(tf)
+            raw_sig = np.mean(xf.mean(0) - xs[rc_s].mean(0))
+            res["raw"]["cc_signal_change"] = 0.0
+            base_q = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xs[rc_s],
+                                   tr[rc_r], ts[rc_s], ts[rc_s])
+            fut_q = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xf,
+                                  tr[rc_r], ts[rc_s], tf)
+            res["qdm"]["cc_signal_change"] = float(
+                np.mean(fut_q.mean(0) - base_q.mean(0)) - raw_sig)
+            for name, acfg in variants.items():
+                b = ml_correct_points(model, var, xs[rc_s], pts, ss[rc_s], ys[rc_s], acfg, freq)
+                f = ml_correct_points(model, var, xf, pts, sf, yf, acfg, freq)
+                res[name]["cc_signal_change"] = float(np.mean(f.mean(0) - b.mean(0)) - raw_sig)
+        results[split] = {"calibration": format_period(cal), "validation": format_period(val),
+                          "metrics": res}
+        print(f"\n### {split}: calibrate {format_period(cal)}, validate {format_period(val)}"
+              f" ({time.perf_counter() - t0:.0f} s, training {t_train:.0f} s)\n", flush=True)
+        print(table(res), flush=True)
+    print("\n### summary: ml variants at least as good as qdm (score <= qdm's), per split\n")
+    print(summary(results, list(variants)))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def _latlon(da):
+    import xarray as xr
+
+    la, lo = xr.broadcast(da["lat"], da["lon"])
+    spatial = [d for d in da.dims if d != "time"]
+    return (la.transpose(*[d for d in spatial if d in la.dims]).values.ravel(),
+            lo.transpose(*[d for d in spatial if d in lo.dims]).values.ravel())
+
+
+KEYS = [(k, lab, how) for k, lab, how in METRICS] + [("cc_signal_change", "CC signal change",
+                                                      "abs")]
+
+
+def table(res: dict) -> str:
+    keys = [k for k in KEYS if any(k[0] in r for r in res.values())]
+    lines = ["| method | " + " | ".join(lab for _, lab, _ in keys) + " |",
+             "|---" * (len(keys) + 1) + "|"]
+    for m, r in res.items():
+        lines.append(f"| {m} | " + " | ".join(
+            f"{r[k]:+.3f}" if k in r else "" for k, _, _ in keys) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: dict, variants: list[str]) -> str:
+    keys = [k for k in KEYS if k[0] != "lag1_anomaly_autocorr_diff"]
+    lines = ["| split | variant | " + " | ".join(lab for _, lab, _ in keys) + " | wins |",
+             "|---" * (len(keys) + 3) + "|"]
+    for split, r in results.items():
+        q = r["metrics"]["qdm"]
+        for v in variants:
+            m = r["metrics"][v]
+            cells, wins = [], 0
+            for k, _, how in keys:
+                if k not in m:
+                    cells.append("")
+                    continue
+                ok = score(m[k], how) <= score(q[k], how) + 1e-9
+                wins += ok
+                cells.append("yes" if ok else "**no**")
+            lines.append(f"| {split} | {v} | " + " | ".join(cells) + f" | {wins}/{len(keys)} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--historical", type=Path)
+    p.add_argument("--reference", type=Path)
+    p.add_argument("--future", type=Path)
+    p.add_argument("--variable", default="tas")
+    p.add_argument("--splits", default="all",
+                   help="all, inner, outer or a comma-separated list of split names")
+    p.add_argument("--variant", action="append", default=[],
+                   help='NAME=JSON of ApplyConfig fields, e.g. rank=\'{"rank": "empirical"}\'')
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--retrain", action="store_true")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "offline" / "cv")
+    p.add_argument("--json", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    run(parse_args())
