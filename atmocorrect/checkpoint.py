@@ -22,14 +22,13 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import struct
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import atomic_directory, write_json
 from .config import RunConfig
 from .errors import CheckpointError, UsageError
 
@@ -251,9 +250,7 @@ def write_checkpoint(
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise UsageError(f"checkpoint {directory} exists; pass overwrite=True (--overwrite)")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         sha = None
         if tensors:
             from safetensors.torch import save_file
@@ -270,32 +267,8 @@ def write_checkpoint(
                 **manifest.provenance,
             },
         )
-        with open(tmp / MANIFEST_NAME, "w") as fh:
-            json.dump(full.to_dict(), fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        _apply_umask(tmp, directory=True)
-        for child in tmp.iterdir():
-            _apply_umask(child, directory=False)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / MANIFEST_NAME, full.to_dict())
     return directory
-
-
-def _apply_umask(path: Path, directory: bool) -> None:
-    """mkdtemp/mkstemp create private (0700/0600) entries; give the final ones the usual mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 def write_analytic_checkpoint(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import xarray as xr
 
 from .. import __version__
 from .. import units as U
+from ..atomic import atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
 from ..data.coords import restore_layout
 from ..data.pairs import PairConfig, load_pair
@@ -377,24 +377,16 @@ def write_atomic(ds: xr.Dataset, output: Path, encoding: dict, progress: bool = 
     then rename it into place."""
     import dask
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     scheduler = {"scheduler": "synchronous"} if threads <= 1 else {
         "scheduler": "threads", "num_workers": threads}
-    try:
-        with dask.config.set(**scheduler):
-            if progress:
-                from dask.diagnostics import ProgressBar
+    with atomic_file(output) as tmp, dask.config.set(**scheduler):
+        if progress:
+            from dask.diagnostics import ProgressBar
 
-                with ProgressBar():
-                    ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
-            else:
+            with ProgressBar():
                 ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        else:
+            ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
     return output
 
 
