@@ -32,7 +32,10 @@ def _apply_umask(path: Path, directory: bool) -> None:
 def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``."""
     target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {target}: {exc.strerror}") from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -48,8 +51,11 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; on success it replaces ``target``."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {target}: {exc.strerror}") from exc
     try:
         yield tmp
         _apply_umask(tmp, directory=True)

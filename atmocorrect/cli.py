@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except AtmocorrectError as exc:
         print(f"atmocorrect {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # disk full, unwritable location, missing file: no traceback needed
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"atmocorrect {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"atmocorrect {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -149,6 +149,7 @@ contains
     call cpu_time(c1)
     ca = c1 - c0
     call check("step")
+    call pyexec("_bp.mark()")
   end subroutine time_a
 
   subroutine time_b()

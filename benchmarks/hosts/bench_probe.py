@@ -82,10 +82,13 @@ def arm() -> None:
         if _s["instep_on"]:
             _s["t_pre"] = (time.perf_counter(), time.thread_time())
 
+    _s["acc"] = [0.0, 0.0]
+
     def post(m, args, out):
         if _s["instep_on"] and "t_pre" in _s:
             w0, c0 = _s.pop("t_pre")
-            _s["instep"].append((time.perf_counter() - w0, time.thread_time() - c0))
+            _s["acc"][0] += time.perf_counter() - w0
+            _s["acc"][1] += time.thread_time() - c0
 
     _s["hooks"] = [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
     info = {
@@ -108,6 +111,12 @@ def forward() -> None:
                 mod(x)
     finally:
         _s["instep_on"] = True
+
+
+def mark() -> None:
+    """End of a timed step: the network's time in it (all its calls) becomes one entry."""
+    _s["instep"].append(tuple(_s["acc"]))
+    _s["acc"] = [0.0, 0.0]
 
 
 def report() -> None:

@@ -1,0 +1,56 @@
+"""Offline correction when the output location fails: a clear error and no partial file."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+
+import pytest
+import xarray as xr
+from conftest import atmocorrect_cli
+
+from atmocorrect.data import samples
+
+pytestmark = pytest.mark.reliability
+
+
+def _correct(data, output, *extra):
+    cmd = [atmocorrect_cli(), "correct", "--method", "linear-scaling",
+           "--input", str(data / samples.DAILY_HISTORICAL),
+           "--reference", str(data / samples.DAILY_REFERENCE),
+           "--historical", str(data / samples.DAILY_HISTORICAL),
+           "--period", "2005-2006", "--output", str(output), "--quiet", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_unwritable_output_location_is_a_clear_error(sample_data, tmp_path):
+    pytest.importorskip("ibicus")
+    blocker = tmp_path / "not_a_directory"
+    blocker.write_text("a file where a directory was expected")
+    proc = _correct(sample_data, blocker / "out.nc")
+    assert proc.returncode != 0
+    assert str(blocker) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_directory"]
+
+
+def test_full_disk_leaves_no_partial_file(sample_data, tmp_path, monkeypatch):
+    """A disk that fills up mid-write (faked: no full disk is at hand) loses nothing."""
+    pytest.importorskip("ibicus")
+    from atmocorrect.offline import apply as apply_mod
+
+    real = xr.Dataset.to_netcdf
+
+    def fill_up(self, path, *args, **kwargs):
+        real(self.isel(time=slice(0, 10)), path, *args, **kwargs)  # part of it reached the disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", fill_up)
+    out = tmp_path / "out.nc"
+    (tmp_path / "keep.nc").write_text("an unrelated earlier result")
+    request = apply_mod.CorrectionRequest(
+        method="linear-scaling", inputs=(sample_data / samples.DAILY_HISTORICAL,), output=out,
+        reference=(sample_data / samples.DAILY_REFERENCE,), historical=(sample_data / samples.DAILY_HISTORICAL,),
+        period=(2005, 2006))
+    with pytest.raises(OSError, match="No space left"):
+        apply_mod.correct_file(request)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.nc"]
