@@ -123,6 +123,9 @@ def test_cli_evaluate_needs_a_kind(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "twin", "--help"])
     assert "--stability" in capsys.readouterr().out
+    # `evaluate offline` hands every argument, options included, to atmocorrect.offline.evaluate
+    args = parser.parse_args(["evaluate", "offline", "--reference", "a.nc", "--help"])
+    assert args.evaluate_kind == "offline" and args.rest == ["--reference", "a.nc", "--help"]
 
 
 @pytest.mark.slow

@@ -31,17 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_twin_arguments(twin)
+    # The offline evaluation (atmocorrect.offline.evaluate, with xarray) is imported only when
+    # it runs: every `atmocorrect` call builds this parser, and `atmocorrect config` must stay fast.
     offline = sub.add_parser("offline", help="offline bias-correction metrics (atmocorrect.offline)",
-                             add_help=False)
-    try:
-        from ..offline import evaluate as offline_evaluate  # the colleague's module, optional
-
-        offline.add_argument("-h", "--help", action="help", help="show this help message and exit")
-        offline_evaluate.add_arguments(offline)
-        offline.set_defaults(_offline_available=True)
-    except ImportError:
-        offline.add_argument("rest", nargs=argparse.REMAINDER)
-        offline.set_defaults(_offline_available=False)
+                             add_help=False, prefix_chars="\x00")  # every argument passes through
+    offline.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def add_twin_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,11 +65,18 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
 
     if args.evaluate_kind == "offline":
-        if not args._offline_available:
-            raise UsageError("'atmocorrect evaluate offline' needs atmocorrect.offline, which is not installed")
-        from ..offline import evaluate as offline_evaluate
-
-        return int(offline_evaluate.run(args) or 0)
+        try:
+            from ..offline import evaluate as offline_evaluate
+        except ImportError as exc:
+            raise UsageError(f"'atmocorrect evaluate offline' needs atmocorrect.offline: {exc}") from exc
+        parser = argparse.ArgumentParser(
+            prog="atmocorrect evaluate offline",
+            description=getattr(offline_evaluate, "DESCRIPTION", None),
+            epilog=getattr(offline_evaluate, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        offline_evaluate.add_arguments(parser)
+        return int(offline_evaluate.run(parser.parse_args(args.rest)) or 0)
     if args.evaluate_kind != "twin":
         raise UsageError("say what to evaluate: 'atmocorrect evaluate twin ...' or 'atmocorrect evaluate offline ...'")
     return run_twin(args)
