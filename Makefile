@@ -52,7 +52,11 @@ install: .stamp-install
 	$(PIP) install -q --no-build-isolation --no-deps .
 	@touch $@
 
-demo: install
+# The Fortran Lorenz-96 programs, l96_model coupled to the bridge.
+examples/lorenz96/build/l96_model: install $(wildcard examples/lorenz96/*.f90 examples/lorenz96/*.F90)
+	$(MAKE) -C examples/lorenz96 WITH_ATMOCORRECT=1 ATMOCORRECT=$(abspath $(VENV)/bin/atmocorrect)
+
+demo: install examples/lorenz96/build/l96_model
 	$(VENV)/bin/atmocorrect demo
 
 test: install

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,9 @@ def train(
                 batch = max(1, cfg.finetune.batch_size // world.size)
                 base_lr, floor_lr, warm = cfg.finetune.lr, cfg.finetune.min_lr, 0
             runner = module
+            # size-1 dims (one field, one level) give einsum grads other strides than DDP's
+            # buckets: a harmless copy for a model this small, not worth a warning per step
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             if world.initialised:
                 runner = nn.parallel.DistributedDataParallel(module, **ddp_kwargs)
             steps_per_epoch = len(_batches(n_items, batch, 0, world))

@@ -240,12 +240,16 @@ def probe_begin() -> None:
 
     def hook(m, args):
         x = args[0]
-        if "model_input" in rec or not torch.is_tensor(x):
+        if not torch.is_tensor(x):
+            return
+        nbytes = int(x.numel() * x.element_size())
+        if "model_input" in rec:  # a predictor that runs the network in chunks: add them up
+            rec["model_input"]["nbytes"] += nbytes
+            rec["model_input"]["calls"] += 1
             return
         snap = tracemalloc.take_snapshot()
         rec["model_input"] = {
-            "shape": list(x.shape), "dtype": str(x.dtype),
-            "nbytes": int(x.numel() * x.element_size()),
+            "shape": list(x.shape), "dtype": str(x.dtype), "nbytes": nbytes, "calls": 1,
             "is_host_memory": _shares(x.detach().numpy(), host),
         }
         rec["predictor_before_model"] = _numpy_new(snap, _s.get("snap_pre", _s["base"]))
