@@ -260,6 +260,17 @@ def parse_bench(stdout: str) -> dict[str, list]:
     return out
 
 
+def clean_scratch(older_than_s: float = 3 * 3600) -> None:
+    """Remove the scratch folders (host outputs, offline files) of runs that ended long ago;
+    a run going on beside this one (make bench during make test) keeps its own."""
+    import time
+
+    for pattern in ("host-*", "offline-*", "aoti-*"):
+        for d in BUILD.glob(pattern):
+            if time.time() - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
+
+
 def scratch(prefix: str) -> Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=BUILD))

@@ -45,10 +45,11 @@ def train_throughput(steps: int = 40, warmup: int = 5, n_samples: int = 4096, si
     batch = cfg.train.batch_size
     batches = _batches(n_samples, batch, cfg.train.seed, world)
     total = len(batches)
-    load_t, step_t = [], []
+    load_t, step_t, cpu_t = [], [], []
     for bi in range(warmup + steps):
         idx = batches[bi % total]
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         lr = _lr(bi, total, cfg.train.lr, cfg.train.min_lr, cfg.train.warmup_steps)
         for grp in opt.param_groups:
             grp["lr"] = lr
@@ -65,10 +66,12 @@ def train_throughput(steps: int = 40, warmup: int = 5, n_samples: int = 4096, si
         if bi >= warmup:
             load_t.append(t1 - t0)
             step_t.append(t2 - t0)
+            cpu_t.append(time.thread_time() - c0)
     per_step = bc.median(step_t)
     return {
         "train_samples_per_second": batch / per_step,
         "train_windows_per_second": batch * sites / per_step,
+        "train_samples_per_cpu_second": batch / bc.median(cpu_t),
         "data_loading_fraction": sum(load_t) / sum(step_t),
         "step_seconds_median": per_step,
         "batch_samples": batch,

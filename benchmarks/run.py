@@ -60,7 +60,7 @@ GROUPS = ("coupling", "scaling", "roofline", "train", "aot", "offline")
 SIZES = {
     "full": {
         "small": {"nx": 256, "ny": 64, "nz": 5, "nprocs": 2, "reps": 5},     # 128 x 64 x 5 per rank
-        "large": {"nx": 360, "ny": 180, "nz": 10, "nprocs": 2, "reps": 2},   # 360 x 180 x 10 global
+        "large": {"nx": 360, "ny": 180, "nz": 10, "nprocs": 2, "reps": 3},   # 360 x 180 x 10 global
         "scaling": {"nx": 128, "ny": 64, "nz": 5, "reps": 2, "pairs": 3},    # one rank's block
         "roofline": {"n_windows": 8192, "reps": 5, "mm_size": 2048, "profile": True},
         "train": {"steps": 40, "warmup": 5},
@@ -272,7 +272,8 @@ def run_train(res: Results, cfg: dict, log) -> None:
             f"samples (whole Lorenz-96 rings of {r['sites_per_sample']} sites = "
             f"{r['train_windows_per_second']:.0f} windows/s) per second, {r['config']}, batch "
             f"{r['batch_samples']}, {r['threads']} thread, median of {r['steps']} steps of the "
-            f"trainer's loop (forward, backward, clip, AdamW)")
+            f"trainer's loop (forward, backward, clip, AdamW), wall time; per second of CPU time "
+            f"{r['train_samples_per_cpu_second']:.0f} (the gap is other load on the machine)")
     res.set("data_loading_fraction", r["data_loading_fraction"],
             "time in the batch gather from the in-memory training set (what the trainer's data "
             "loading is) over the whole step, summed over the steps")
@@ -348,6 +349,7 @@ def run(size: str = "full", only: set[str] | None = None, out: Path | None = Non
     res = Results(size)
     started = time.perf_counter()
     machine = bc.machine()
+    bc.clean_scratch()
 
     def guarded(keys: list[str], fn, *args) -> None:
         try:

@@ -141,3 +141,23 @@ def test_worker_processes_give_the_same_report(tmp_path):
         for key in ("horizon_mtu", "hellinger", "mean", "std", "rmse"):
             assert one["models"][name][key] == two["models"][name][key]
     assert one["models"]["quartic"]["stability"]["max_abs"] == two["models"]["quartic"]["stability"]["max_abs"]
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_coupled_fortran_run_matches_the_python_forecast(tmp_path):
+    """l96_model under mpirun -np 2, corrected every step by a checkpoint through the bridge,
+    follows the Python forecast of the same checkpoint (when the coupled build exists)."""
+    import os
+
+    from atmocorrect.evaluation import online
+
+    truth = _truth(1, 50, 21)[0]
+    l96.to_dataset(truth, 0.005).to_netcdf(tmp_path / "truth.nc")
+    ck = _quartic_checkpoint(tmp_path / "q")
+    try:
+        res = online.fortran_check(ck, tmp_path / "truth.nc", 3, 40, tmp_path / "f", dict(os.environ))
+    except online.NotAvailable as exc:
+        pytest.skip(str(exc))
+    assert res["steps"] == 39 and res["max_abs_diff"] < 1e-6

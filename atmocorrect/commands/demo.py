@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training truth: numpy members (default: 20; Fortran: one run as long)")
     parser.add_argument("--train-mtu", type=float, default=50.0, help="training truth: MTU per member (default: 50)")
     parser.add_argument("--stability", type=float, default=10000.0,
-                        help="stability run of each checkpoint, MTU in total (default: 10000)")
+                        help="stability run of the transformer, MTU in total over 100 members (default: 10000)")
     parser.add_argument("--fortran", choices=("auto", "on", "off"), default="auto",
                         help="the coupled Fortran check: auto runs it if built (default: auto)")
 
@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     quick = args.quick
     timings: dict[str, float] = {}
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    # the subprocesses (training ranks) import the same atmocorrect as this process
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("OMP_NUM_THREADS", "1")
 
     # 1. truth runs ------------------------------------------------------------------

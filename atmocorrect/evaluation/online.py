@@ -30,12 +30,14 @@ class NotAvailable(Exception):
 
 
 def find_executable(name: str) -> Path | None:
-    """``examples/lorenz96/build/<name>`` of the source tree, or ``name`` on the PATH."""
-    root = Path(__file__).resolve().parents[2]
-    for candidate in (
-        root / "examples" / "lorenz96" / "build" / name,
-        root / "build" / "examples" / "lorenz96" / name,
-    ):
+    """The Lorenz-96 program ``name``: ``$ATMOCORRECT_L96_BUILD/<name>``, then
+    ``examples/lorenz96/build/<name>`` under the working directory (``make demo`` runs from the
+    source tree, with the package installed elsewhere) or under the source tree this module
+    lives in, then ``name`` on the PATH."""
+    roots = [Path.cwd(), Path(__file__).resolve().parents[2]]
+    candidates = [Path(os.environ["ATMOCORRECT_L96_BUILD"]) / name] if os.environ.get("ATMOCORRECT_L96_BUILD") else []
+    candidates += [r / "examples" / "lorenz96" / "build" / name for r in roots]
+    for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which(name)
@@ -75,6 +77,7 @@ def fortran_check(
     exe = find_executable("l96_model")
     if exe is None:
         raise NotAvailable("examples/lorenz96/build/l96_model is not built")
+    checkpoint, truth_file, work = Path(checkpoint).resolve(), Path(truth_file).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = work / "coupled.nc"
     args = [f"init_file={truth_file}", f"init_index={init_index}", f"nsteps={steps}",

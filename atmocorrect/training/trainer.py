@@ -273,7 +273,7 @@ def train(
             val = _eval_onestep(loss, data.validation)
             metrics.update({"val_loss_raw_mse": val, "train_seconds": time.time() - started})
             if world.main:
-                _log_line(work, {"stage": "fit", "epoch": 0, "val_loss": val, "model": cls})
+                _rewrite_log(work, [{"stage": "fit", "epoch": 0, "val_loss": val, "model": cls}])
                 tensors = dict(model.net.state_dict()) or None
                 write_checkpoint(out, _manifest(cfg, data, model, metrics), tensors)
                 log(f"{cls}: wrote {out} (validation MSE {val:.4g})")
@@ -296,7 +296,12 @@ def train(
             done = {"stage": int(info["stage"]), "epoch": int(info["epoch"])}
             history = list(info.get("history", []))
             if world.main:
+                # the log holds exactly the epochs of the state resumed from (an epoch logged
+                # but killed before its state was saved runs again, and is logged once)
+                _rewrite_log(work, history)
                 log(f"resuming at stage {stages[done['stage']][0] if done['stage'] < len(stages) else 'end'}, epoch {done['epoch']}")
+        elif world.main:
+            _rewrite_log(work, [])  # a fresh run starts a fresh log
         ddp_kwargs: dict[str, Any] = {}
         epochs_run = 0
         for si, (stage, n_epochs) in enumerate(stages):
@@ -384,6 +389,13 @@ def train(
         return out
     finally:
         distributed.finish(world)
+
+
+def _rewrite_log(work: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = work / ".metrics.jsonl.tmp"
+    with open(tmp, "w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    tmp.replace(work / "metrics.jsonl")
 
 
 def _log_line(work: Path, row: dict[str, Any]) -> None:
