@@ -1,6 +1,7 @@
 """Where the shared real sample data lives (ERA5, CMIP6 and GRIB files beside the project).
 
-The default is the ``shared/data`` folder beside the repository root; the environment variable
+The default is the ``shared/data`` folder beside the repository root (the source checkout the
+package was imported from, else the current directory's project); the environment variable
 ``ATMOCORRECT_SAMPLE_DATA`` overrides it.
 
 Example
@@ -36,8 +37,14 @@ GRIB_CORRUPTED = "bad/era5-levels-corrupted.grib"
 
 
 def default_sample_dir() -> Path:
-    """``<repo>/../shared/data``: the folder beside the repository root."""
-    return REPO_ROOT.parent / "shared" / "data"
+    """``<repo>/../shared/data``: the folder beside the repository root.
+
+    An installed package (site-packages) has no repository around it; then the project in the
+    current directory is meant (``./../shared/data``), as when `make` runs from the checkout.
+    """
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT.parent / "shared" / "data"
+    return Path.cwd().resolve().parent / "shared" / "data"
 
 
 def sample_data_dir() -> Path | None:
