@@ -78,7 +78,9 @@ def test_report_shape_and_values(tmp_path):
     # this "truth" is the Wilks-parametrised model itself: Wilks forecasts it perfectly,
     # and the quartic checkpoint (applied after the step) nearly so
     assert on_disk["models"]["wilks2005"]["rmse"]["1.0"] < 1e-9
-    assert on_disk["models"]["wilks2005"]["horizon_mtu"] == pytest.approx(1.0)
+    assert on_disk["models"]["wilks2005"]["horizon_mtu"] == pytest.approx(1.0)  # never lost skill:
+    assert on_disk["models"]["wilks2005"]["horizon_censored"] is True  # reported as >= max lead
+    assert on_disk["models"]["uncorrected"]["horizon_censored"] is False
     assert on_disk["models"]["quartic"]["rmse"]["0.2"] < 0.1
     assert on_disk["models"]["uncorrected"]["rmse"]["0.5"] > 1.0
     assert on_disk["models"]["quartic"]["stability"]["finite"] is True

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.truth == "fortran":
             raise UsageError("--truth fortran: examples/lorenz96/build/l96_truth is not built")
         else:
-            members, mtu = (8, 10.0) if quick else (args.train_members, args.train_mtu)
+            members, mtu = (8, 20.0) if quick else (args.train_members, args.train_mtu)
             clim_members, clim_mtu = (20, 5.0) if quick else (100, 10.0)
             _say(t0, f"truth runs (numpy two-scale Lorenz-96): training {members} x {mtu:g} MTU, "
                      f"climate and floor {clim_members} x {clim_mtu:g} MTU each, on {cores} core(s)")

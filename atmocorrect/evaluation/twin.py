@@ -14,8 +14,9 @@ For every row (``uncorrected``, ``wilks2005`` and each checkpoint):
 
 Long runs are ensembles: ``members`` runs started from truth states, each integrated for
 ``spinup_mtu`` (discarded, the model settles on its own attractor) and then
-``free_run_mtu / members`` MTU that count. The truth runs these are compared with are built the
-same way (see :mod:`atmocorrect.evaluation.data`), so the floor is like for like.
+``free_run_mtu / members`` MTU that count. The truth runs they are compared with are whatever
+files are given: single long runs of the Fortran ``l96_truth`` in the demo, or ensembles
+built the same way (:mod:`atmocorrect.evaluation.data`) when only numpy is available.
 
 Checkpoints are loaded with :func:`atmocorrect.load` (manifest, sha256, safetensors) and run
 through their predictor's batched path (:meth:`WindowPredictor.batch_tendency`) with the run
@@ -330,6 +331,8 @@ def evaluate(
         finite = bool(np.isfinite(fr).all())
         entry: dict[str, Any] = {
             "horizon_mtu": metrics.skill_horizon(rmse, leads, threshold),
+            # True when the RMSE never exceeded the threshold: the horizon is >= max_lead_mtu
+            "horizon_censored": bool(np.all(rmse <= threshold)),
             "hellinger": metrics.hellinger(fr, climate_truth),
             "mean": float(np.mean(fr)) if finite else float("nan"),
             "std": float(np.std(fr)) if finite else float("nan"),
@@ -438,7 +441,7 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     for name, m in report["models"].items():
         r = m["rmse"]
         lines.append(
-            f"| {name} | {f(m['horizon_mtu'], '.3f')} | {f(m['hellinger'], '.4f')} | {f(m['mean'], '.3f')} | "
+            f"| {name} | {'>= ' if m.get('horizon_censored') else ''}{f(m['horizon_mtu'], '.3f')} | {f(m['hellinger'], '.4f')} | {f(m['mean'], '.3f')} | "
             f"{f(m['std'], '.3f')} | {f(r['0.2'], '.3f')} | {f(r['0.5'], '.3f')} | {f(r['1.0'], '.3f')} |"
         )
     lines.append(
