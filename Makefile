@@ -59,7 +59,7 @@ examples/lorenz96/build/l96_model: install $(wildcard examples/lorenz96/*.f90 ex
 demo: install examples/lorenz96/build/l96_model
 	$(VENV)/bin/atmocorrect demo
 
-test: install
+test: install examples/lorenz96/build/l96_model
 	$(PY) -m pytest -q -ra
 
 test-fast: install

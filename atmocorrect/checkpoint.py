@@ -189,18 +189,21 @@ def read_manifest(directory: str | Path) -> Manifest:
 
 
 def _check_safetensors_header(path: Path) -> None:
+    """Accept only the safetensors layout (8-byte little-endian header length, then a JSON
+    object); say so when the file is a pickle or a torch.save zip instead."""
+    size = os.path.getsize(path)
     with open(path, "rb") as fh:
         head = fh.read(9)
+    if len(head) == 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if head[8:9] == b"{" and 2 <= header_len <= size - 8:
+            return
     if any(head.startswith(m) for m in _PICKLE_MAGICS):
         raise CheckpointError(
             f"{path} is a pickle/torch.save file, not safetensors; atmocorrect never unpickles "
-            "weights. Convert it with `atmocorrect checkpoint convert` from a trusted source."
+            "weights. Re-export the weights with safetensors from a trusted environment."
         )
-    if len(head) < 9:
-        raise CheckpointError(f"{path} is too short to be a safetensors file ({len(head)} bytes)")
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if head[8:9] != b"{" or header_len > os.path.getsize(path):
-        raise CheckpointError(f"{path} is not a safetensors file (bad header)")
+    raise CheckpointError(f"{path} is not a safetensors file (bad header, {size} bytes)")
 
 
 def read_weights(directory: str | Path, manifest: Manifest) -> dict[str, Any]:

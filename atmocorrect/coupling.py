@@ -210,8 +210,11 @@ class Corrector:
         raise RemoteRankError(f"{where} failed on rank {rank} ({kind}: {text}); state left untouched")
 
     def _decomp(self, state: Mapping[str, np.ndarray]) -> Decomposition:
+        ref = max(state.values(), key=lambda a: a.ndim)
+        if self._decomposition is not None and ref.shape[: len(self._decomposition.shape)] != self._decomposition.shape:
+            # A new block shape (another caller of tendency/apply): rebuild, collectively.
+            self._decomposition = None
         if self._decomposition is None:
-            ref = max(state.values(), key=lambda a: a.ndim)
             if self.global_shape is None:
                 if self.comm is not None and any(self.predictor.halo):
                     raise GridError(
@@ -251,16 +254,31 @@ class Corrector:
             self.stats["skipped_nonfinite"] += 1
             return None
         wanted = {f.name: state[f.name] for f in self.manifest.fields}
-        if any(self.predictor.halo):
-            inputs = self._decomp(state).extend(
-                wanted, tuple(self.predictor.halo), tuple(self.manifest.periodic)
-            )
+        halo = tuple(self.predictor.halo)
+        batch = None
+        if any(halo):
+            new_batch = getattr(self.predictor, "new_batch", None)
+            ref = wanted[self.manifest.fields[0].name]
+            if new_batch is not None and all(a.shape == ref.shape for a in wanted.values()):
+                # the halo exchange fills the model's float32 input batch straight from the host
+                # arrays: one copy of the state per step, the model input itself
+                h = halo + (0,) * (ref.ndim - len(halo))
+                ext_shape = tuple(s + 2 * hd for s, hd in zip(ref.shape, h, strict=True))
+                stack, views = new_batch(ext_shape)
+                self._decomp(state).extend(wanted, halo, tuple(self.manifest.periodic), out=views)
+                batch = (stack, ext_shape)
+                inputs = None
+            else:
+                inputs = self._decomp(state).extend(wanted, halo, tuple(self.manifest.periodic))
         else:  # a pointwise model needs no context: the host's views go in as they are
             inputs = wanted
         result: dict[str, np.ndarray] | None = None
         error = None
         try:
-            tend = self.predictor.tendency(inputs, time)
+            if batch is not None:
+                tend = self.predictor.tendency_batch(batch[0], batch[1], time)
+            else:
+                tend = self.predictor.tendency(inputs, time)
             result = {}
             for name, t in tend.items():
                 expected = state[name].shape

@@ -141,16 +141,28 @@ class Decomposition:
         fields: Mapping[str, np.ndarray],
         halo: tuple[int, ...],
         periodic: tuple[bool, ...] = (),
+        out: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Each field's local block extended by ``halo`` points (collective when halo > 0)."""
+        """Each field's local block extended by ``halo`` points (collective when halo > 0).
+
+        ``out`` (optional) gives, per field, the array to fill (any dtype and strides, e.g. a
+        view of a model's float32 input batch): the block is then copied once, straight from
+        the host's memory into it, instead of into a new array of the host's dtype.
+        """
         if not any(halo):
             return dict(fields)
         recvs, sends = self._plan(tuple(halo), tuple(periodic))
-        out: dict[str, np.ndarray] = {}
+        result: dict[str, np.ndarray] = {}
         nd = len(self.global_shape)
         for index, (name, local) in enumerate(fields.items()):
             h = tuple(halo) + (0,) * (local.ndim - len(halo))
-            ext = np.empty(tuple(s + 2 * hd for s, hd in zip(local.shape, h, strict=True)), local.dtype)
+            shape = tuple(s + 2 * hd for s, hd in zip(local.shape, h, strict=True))
+            if out is not None and name in out:
+                ext = out[name]
+                if ext.shape != shape:
+                    raise GridError(f"extend: buffer for {name!r} has shape {ext.shape}, expected {shape}")
+            else:
+                ext = np.empty(shape, local.dtype)
             requests = []
             tag_base = index * 4096
             buffers = []
@@ -174,8 +186,8 @@ class Decomposition:
             for buf, dst_slices in pending:
                 ext[dst_slices] = buf
             self._replicate_edges(ext, h, periodic)
-            out[name] = ext
-        return out
+            result[name] = ext
+        return result
 
     def _replicate_edges(self, ext: np.ndarray, h: tuple[int, ...], periodic: tuple[bool, ...]) -> None:
         for d, hd in enumerate(h):
@@ -187,16 +199,16 @@ class Decomposition:
             below = max(0, -lo_global)
             above = max(0, hi_global - self.global_shape[d])
             index = [slice(None)] * ext.ndim
-            if below:
-                index[d] = slice(below, below + 1)
-                edge = ext[tuple(index)].copy()
+            if below:  # disjoint slices of one array: numpy copies without a temporary
+                src = list(index)
+                src[d] = slice(below, below + 1)
                 index[d] = slice(0, below)
-                ext[tuple(index)] = edge
+                ext[tuple(index)] = ext[tuple(src)]
             if above:
-                index[d] = slice(n - above - 1, n - above)
-                edge = ext[tuple(index)].copy()
+                src = list(index)
+                src[d] = slice(n - above - 1, n - above)
                 index[d] = slice(n - above, n)
-                ext[tuple(index)] = edge
+                ext[tuple(index)] = ext[tuple(src)]
 
     def interior(self, ext: np.ndarray, halo: tuple[int, ...]) -> np.ndarray:
         h = tuple(halo) + (0,) * (ext.ndim - len(halo))

@@ -176,3 +176,32 @@ def test_written_checkpoints_get_the_usual_permissions(tmp_path):
     assert stat.S_IMODE(d.stat().st_mode) == 0o755
     assert stat.S_IMODE((d / "manifest.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((d / WEIGHTS_NAME).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("header_len", [640, 896, 1152, 1408])
+def test_safetensors_headers_that_start_like_pickle_bytes_are_accepted(tmp_path, header_len):
+    """A header length of 640 begins with b'\\x80\\x02', a pickle protocol-2 magic."""
+    import struct
+
+    from atmocorrect.checkpoint import _check_safetensors_header
+
+    header = b"{" + b" " * (header_len - 2) + b"}"
+    path = tmp_path / WEIGHTS_NAME
+    path.write_bytes(struct.pack("<Q", header_len) + header)
+    _check_safetensors_header(path)
+
+
+def test_a_second_block_shape_gets_its_own_halo_context(tmp_path):
+    from atmocorrect.models.neural import build_net
+
+    hyper = {"hidden": [8], "n_levels": 1}
+    net = build_net("mlp", 1, 1, [0], (2,), hyper)
+    manifest = Manifest(fields=(FieldSpec("x", "1", ("k",)),), model_class="mlp", hyperparameters=hyper,
+                        halo=(2,), periodic=(True,),
+                        normalization={"inputs": {"x": {"mean": 0.0, "std": 1.0}},
+                                       "targets": {"x": {"mean": 0.0, "std": 1.0}}})
+    c = atmocorrect.load(write_checkpoint(tmp_path / "m", manifest, net.state_dict()))
+    small = c.tendency({"x": np.linspace(-1, 1, 8)})["x"]
+    big = c.tendency({"x": np.tile(np.linspace(-1, 1, 8), 2)})["x"]
+    assert np.isfinite(big).all() and big.shape == (16,)
+    np.testing.assert_allclose(big[:8], small, rtol=1e-6)  # periodic ring of period 8

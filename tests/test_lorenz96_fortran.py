@@ -205,11 +205,11 @@ def test_nudging_matches_numpy(truth, tmp_path):
     for n in range(8):
         i = 2 + n
         xt = (tr[i], 0.5 * (tr[i] + tr[i + 1]), tr[i + 1])
-        f = lambda s, j: l96(s) + (xt[j] - s) / tau  # noqa: E731
+        f = lambda s, j, xt=xt: l96(s) + (xt[j] - s) / tau  # noqa: E731
         xnew, ks = rk4(f, x, DT_MODEL)
         # the nudging part of each stage: (xt - stage state)/tau
         stages = (x, x + DT_MODEL / 2 * ks[0], x + DT_MODEL / 2 * ks[1], x + DT_MODEL * ks[2])
-        nud = [(xt[j] - s) / tau for j, s in zip((0, 1, 1, 2), stages)]
+        nud = [(xt[j] - s) / tau for j, s in zip((0, 1, 1, 2), stages, strict=True)]
         ntend = (nud[0] + 2 * nud[1] + 2 * nud[2] + nud[3]) / 6
         np.testing.assert_allclose(ds.nudging_tendency.values[n], ntend, rtol=0, atol=1e-9)
         x = xnew

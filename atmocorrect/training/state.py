@@ -10,15 +10,13 @@ epoch's state or the new one.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_directory, write_json
 from ..errors import CheckpointError
 
 
@@ -29,10 +27,7 @@ def save_state(
     info: dict[str, Any],
 ) -> None:
     """Write the state of ``model`` and ``optimizer`` plus ``info`` atomically."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         sd = optimizer.state_dict()
         tensors: dict[str, torch.Tensor] = {}
@@ -42,21 +37,7 @@ def save_state(
                 tensors[f"state.{pid}.{key}"] = t.detach().contiguous()
         if tensors:
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-        meta = {**info, "param_groups": sd["param_groups"]}
-        with open(tmp / "state.json", "w") as fh:
-            json.dump(meta, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / "state.json", {**info, "param_groups": sd["param_groups"]}, indent=1)
 
 
 def load_state(
