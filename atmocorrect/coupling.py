@@ -98,9 +98,6 @@ class Corrector:
         self._flags = np.zeros(2, dtype=np.int32)
         self.last_increment: dict[str, np.ndarray] = {}
         self.stats = {"steps": 0, "skipped_nonfinite": 0}
-        self.increment_sum: dict[str, float] = {}
-        self.increment_sumsq: dict[str, float] = {}
-        self.increment_count: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     def set_grid(
@@ -239,7 +236,7 @@ class Corrector:
             error = FieldError(f"field(s) {', '.join(missing)} not registered (the checkpoint needs them)")
         else:
             for name, a in state.items():
-                if not np.isfinite(a).all():
+                if not _all_finite(a):
                     bad = int(a.size - np.count_nonzero(np.isfinite(a)))
                     if self.run.nonfinite == "skip":
                         skip = True
@@ -292,7 +289,7 @@ class Corrector:
                 inc = np.asarray(t, dtype=np.float64) * (dt * self.run.taper)
                 if self.run.max_increment is not None:
                     np.clip(inc, -self.run.max_increment, self.run.max_increment, out=inc)
-                if not np.isfinite(inc).all():
+                if not _all_finite(inc):
                     raise ModelError(f"model produced NaN/Inf increments for field {name!r}")
                 result[name] = inc
         except AtmocorrectError as exc:
@@ -333,25 +330,16 @@ class Corrector:
         self.stats["steps"] += 1
         if incs is None:
             return
-        for name, inc in incs.items():
-            self.last_increment[name] = inc
-            self.increment_sum[name] = self.increment_sum.get(name, 0.0) + float(inc.sum())
-            self.increment_sumsq[name] = self.increment_sumsq.get(name, 0.0) + float(
-                np.square(inc).sum()
-            )
-            self.increment_count[name] = self.increment_count.get(name, 0) + inc.size
+        self.last_increment = incs
         if self.run.mode == "apply":
             for name, inc in incs.items():
                 target = state[name]
                 np.add(target, inc, out=target, casting="unsafe")
 
-    def summary(self) -> dict[str, Any]:
-        """Per-field mean and rms increment over the run so far (this rank)."""
-        out: dict[str, Any] = dict(self.stats)
-        for name, n in self.increment_count.items():
-            mean = self.increment_sum[name] / n
-            out[name] = {"mean_increment": mean, "rms_increment": (self.increment_sumsq[name] / n) ** 0.5}
-        return out
+def _all_finite(a: np.ndarray) -> bool:
+    """One reduction, no temporary of the array's size: a NaN or Inf makes the sum non-finite;
+    only a sum that overflows from finite values needs the element-wise check."""
+    return bool(np.isfinite(a.sum(dtype=np.float64))) or bool(np.isfinite(a).all())
 
 
 def _levels_of(shape: tuple[int, ...], dims: tuple[str, ...] | None) -> int:
