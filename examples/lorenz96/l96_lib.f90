@@ -860,3 +860,39 @@ contains
    end subroutine series_close
 
 end module l96_ncio
+
+
+! ==========================================================================
+!> What both programs print when they stop: timestamps for the history
+!> attribute, and a rank-tagged error that ends every rank.
+module l96_report
+   use mpi_f08
+   implicit none
+   private
+   public :: timestamp, report_failure
+
+contains
+
+   function timestamp() result(s)
+      character(len=:), allocatable :: s
+      character(len=8) :: d
+      character(len=10) :: t
+      call date_and_time(d, t)
+      s = d(1:4)//"-"//d(5:6)//"-"//d(7:8)//"T"//t(1:2)//":"//t(3:4)//":"//t(5:6)
+   end function timestamp
+
+   !> Print "<program> [rank R]: error: <message>" and end the run (exit code 2).
+   subroutine report_failure(program_name, rank, nprocs, message)
+      use, intrinsic :: iso_fortran_env, only: error_unit
+      character(len=*), intent(in) :: program_name, message
+      integer, intent(in) :: rank, nprocs
+      write (error_unit, '(a,i0,a)') program_name//" [rank ", rank, "]: error: "//message
+      flush (error_unit)
+      if (nprocs > 1) call MPI_Abort(MPI_COMM_WORLD, 2)
+      ! one rank: shut MPI down cleanly; a plain stop code avoids gfortran's
+      ! error-stop backtrace, which would bury the message above
+      call MPI_Finalize()
+      stop 2
+   end subroutine report_failure
+
+end module l96_report

@@ -18,6 +18,7 @@ program l96_truth
    use l96_args
    use l96_ring
    use l96_ncio
+   use l96_report, only: timestamp, report_failure
    implicit none
 
    type(args_t) :: args
@@ -266,14 +267,6 @@ contains
       call check(st, em)
    end subroutine emit
 
-   function timestamp() result(s)
-      character(len=:), allocatable :: s
-      character(len=8) :: d
-      character(len=10) :: t
-      call date_and_time(d, t)
-      s = d(1:4)//"-"//d(5:6)//"-"//d(7:8)//"T"//t(1:2)//":"//t(3:4)//":"//t(5:6)
-   end function timestamp
-
    subroutine check(st, em)
       integer, intent(in) :: st
       character(len=*), intent(in) :: em
@@ -281,15 +274,8 @@ contains
    end subroutine check
 
    subroutine fail(em)
-      use, intrinsic :: iso_fortran_env, only: error_unit
       character(len=*), intent(in) :: em
-      write (error_unit, '(a,i0,a)') "l96_truth [rank ", rank, "]: error: "//em
-      flush (error_unit)
-      if (nprocs > 1) call MPI_Abort(MPI_COMM_WORLD, 2)
-      ! one rank: shut MPI down cleanly; a plain stop code avoids gfortran's
-      ! error-stop backtrace, which would bury the message above
-      call MPI_Finalize()
-      stop 2
+      call report_failure("l96_truth", rank, nprocs, em)
    end subroutine fail
 
 end program l96_truth
