@@ -23,6 +23,10 @@ from .errors import GridError
 Box = tuple[tuple[int, int], ...]  # per dim [lo, hi)
 
 
+def _slices(box: Box) -> tuple[slice, ...]:
+    return tuple(slice(lo, hi) for lo, hi in box)
+
+
 def _intersect(a: Box, b: Box) -> Box | None:
     out = []
     for (alo, ahi), (blo, bhi) in zip(a, b, strict=True):
@@ -57,6 +61,9 @@ class Decomposition:
         self.blocks: list[tuple[tuple[int, ...], tuple[int, ...]]] = blocks
         self._check_blocks()
         self._plans: dict[tuple, list] = {}
+        self._datatypes: dict[tuple, object] = {}
+        self._pending_unpack: list[tuple[np.ndarray, np.ndarray]] = []
+        self.last_exchange_copy_bytes = 0
 
     @property
     def offset(self) -> tuple[int, ...]:
@@ -148,12 +155,18 @@ class Decomposition:
         ``out`` (optional) gives, per field, the array to fill (any dtype and strides, e.g. a
         view of a model's float32 input batch): the block is then copied once, straight from
         the host's memory into it, instead of into a new array of the host's dtype.
+
+        Nothing else is copied: the interior goes into the extended array first, and the halo
+        strips travel between ranks' extended arrays through MPI derived datatypes that
+        describe the strided memory in place (no packing into temporary buffers).
+        ``last_exchange_copy_bytes`` counts what had to be packed anyway (arrays MPI cannot
+        describe, e.g. negative strides): 0 on every path the library itself takes.
         """
+        self.last_exchange_copy_bytes = 0
         if not any(halo):
             return dict(fields)
         recvs, sends = self._plan(tuple(halo), tuple(periodic))
         result: dict[str, np.ndarray] = {}
-        nd = len(self.global_shape)
         for index, (name, local) in enumerate(fields.items()):
             h = tuple(halo) + (0,) * (local.ndim - len(halo))
             shape = tuple(s + 2 * hd for s, hd in zip(local.shape, h, strict=True))
@@ -163,31 +176,61 @@ class Decomposition:
                     raise GridError(f"extend: buffer for {name!r} has shape {ext.shape}, expected {shape}")
             else:
                 ext = np.empty(shape, local.dtype)
+            # this rank's own points (the interior, and periodic wraps of its own block) first:
+            # the strips other ranks need are then sent from ext, already in the model's dtype
+            for src, _tag, src_box, dst_box in recvs:
+                if src == self.rank:
+                    ext[_slices(dst_box)] = local[_slices(src_box)]
             requests = []
             tag_base = index * 4096
-            buffers = []
+            for src, tag, _src_box, dst_box in recvs:
+                if src != self.rank:
+                    buf = self._mpi_buffer(ext[_slices(dst_box)], writable=True)
+                    requests.append(self.comm.Irecv(buf, source=src, tag=tag_base + tag))
             for dst, tag, src_box in sends:
-                buf = np.ascontiguousarray(local[tuple(slice(lo, hi) for lo, hi in src_box)])
-                buffers.append(buf)
-                requests.append(self.comm.Isend(buf, dest=dst, tag=tag_base + tag))
-            pending = []
-            for src, tag, src_box, dst_box in recvs:
-                dst_slices = tuple(slice(lo, hi) for lo, hi in dst_box)
-                if src == self.rank:
-                    ext[dst_slices] = local[tuple(slice(lo, hi) for lo, hi in src_box)]
-                    continue
-                buf = np.empty(tuple(hi - lo for lo, hi in dst_box) + local.shape[nd:], local.dtype)
-                requests.append(self.comm.Irecv(buf, source=src, tag=tag_base + tag))
-                pending.append((buf, dst_slices))
+                strip = ext[tuple(slice(lo + hd, hi + hd) for (lo, hi), hd in zip(src_box, h, strict=False))]
+                requests.append(self.comm.Isend(self._mpi_buffer(strip), dest=dst, tag=tag_base + tag))
             if requests:
                 from mpi4py import MPI
 
                 MPI.Request.Waitall(requests)
-            for buf, dst_slices in pending:
-                ext[dst_slices] = buf
+            self._unpack_pending()
             self._replicate_edges(ext, h, periodic)
             result[name] = ext
         return result
+
+    def _mpi_buffer(self, view: np.ndarray, writable: bool = False):
+        """``[memory, 1, datatype]`` for a strided numpy view, read or written in place.
+
+        The datatype nests one ``hvector`` per dimension (the last innermost), so sender and
+        receiver walk their boxes in the same C order whatever their strides. Datatypes are
+        cached by (dtype, shape, strides): a model's boxes repeat every step.
+        """
+        from mpi4py import MPI
+
+        if view.size == 0 or any(s < 0 for s in view.strides):
+            packed = np.ascontiguousarray(view)
+            self.last_exchange_copy_bytes += int(packed.nbytes)
+            if writable:
+                self._pending_unpack.append((packed, view))
+            return packed
+        key = (view.dtype.str, view.shape, view.strides)
+        dtype = self._datatypes.get(key)
+        if dtype is None:
+            dtype = MPI.Datatype.fromcode(view.dtype.char)
+            for n, stride in zip(reversed(view.shape), reversed(view.strides), strict=True):
+                dtype = dtype.Create_hvector(n, 1, stride)
+            dtype.Commit()
+            self._datatypes[key] = dtype
+        span = sum((n - 1) * s for n, s in zip(view.shape, view.strides, strict=True)) + view.itemsize
+        address = view.__array_interface__["data"][0]
+        memory = MPI.buffer.fromaddress(address, span, readonly=not writable)
+        return [memory, 1, dtype]
+
+    def _unpack_pending(self) -> None:
+        for packed, view in self._pending_unpack:
+            view[...] = packed
+        self._pending_unpack.clear()
 
     def _replicate_edges(self, ext: np.ndarray, h: tuple[int, ...], periodic: tuple[bool, ...]) -> None:
         for d, hd in enumerate(h):

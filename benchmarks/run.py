@@ -227,7 +227,9 @@ def run_online(res: Results, cfg: dict, groups: set[str], log) -> None:
             f"measured with tracemalloc inside the embedded interpreter: alive when the predictor is "
             f"entered ({copies['predictor_entry']}): {sites}"
             + (f", less the float32 batch handed over as the model input ({handed:,} B)" if handed else "")
-            + f"; plus the halo strips packed for MPI ({copies['halo_send_bytes']:,} B). Not counted: "
+            + f"; plus what the halo exchange packed into temporary buffers, counted by the exchange "
+            f"({copies['halo_send_bytes']:,} B; the strips go through MPI derived datatypes, read "
+            f"and written in place). Not counted: "
             f"the model input ({copies['model_input_bytes_per_step']:,} B: the float32 batch and the "
             f"3x3 windows cut from it). Registration is zero-copy (library address == loc(): "
             f"{s['zero_copy_registration']}; addresses unchanged after the steps: "
