@@ -258,7 +258,8 @@ def run_roofline(res: Results, cfg: dict, log) -> None:
     res.set("roofline_fraction", r["roofline_fraction"],
             f"transformer at its default size (d_model {m['d_model']}, {m['layers']} layers, "
             f"{m['heads']} heads, ff {m['ff']}, {m['tokens']} tokens = 4 fields x 3x3 window, 5 levels) "
-            f"on {r['n_windows']} windows: {r['forward_gflops']:.1f} GFLOP/s (FLOPs from "
+            f"on {r['n_windows']} windows fed in chunks of {r['chunk_windows']} as the coupling does: "
+            f"{r['forward_gflops']:.1f} GFLOP/s (FLOPs from "
             f"torch.utils.flop_counter: {r['flops_per_window']/1e6:.2f} MFLOP/window) vs float32 "
             f"matmul {r['matmul_gflops']:.1f} GFLOP/s, {r['threads']} thread, thread CPU time, "
             f"median of {r['reps']} interleaved pairs (wall-time ratio {_fmt(r['roofline_fraction_wall'])})")
