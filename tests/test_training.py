@@ -119,6 +119,40 @@ def test_training_lowers_the_validation_loss(training_set, tmp_path):
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]
 
 
+def test_bf16_autocast_training_matches_fp32(training_set, tmp_path):
+    """precision = "bf16" runs the forward under bfloat16 autocast (here on the CPU: no GPU on
+    these machines; on a GPU the same code runs on its tensor cores) and learns as fp32 does."""
+    base = _mlp_cfg(training_set).replace(train={"epochs": 4, "batch_size": 16, "lr": 5e-3, "device": "cpu"})
+    quiet = {"progress": False, "log": lambda s: None}
+    train(base, tmp_path / "fp32", **quiet)
+    train(base.replace(train={"precision": "bf16"}), tmp_path / "bf16", **quiet)
+    last = {}
+    for name in ("fp32", "bf16"):
+        rows = (tmp_path / f"{name}.work" / "metrics.jsonl").read_text().splitlines()
+        last[name] = json.loads(rows[-1])["val_loss"]
+    assert last["bf16"] < 0.1 and abs(last["bf16"] - last["fp32"]) < 0.5 * last["fp32"] + 0.01
+    a = load_file(str(tmp_path / "fp32" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "bf16" / "weights.safetensors"))
+    assert all(b[k].dtype == torch.float32 for k in b)  # weights stay fp32 under autocast
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # and bf16 did change the arithmetic
+
+
+def test_training_on_a_missing_gpu_is_refused(training_set, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal needs a machine without one")
+    cfg = _mlp_cfg(training_set).replace(train={"device": "cuda"})
+    with pytest.raises(UsageError, match=r"rank 0: device 'cuda' requested but no GPU is visible"):
+        train(cfg, tmp_path / "g", progress=False, log=lambda s: None)
+    assert not (tmp_path / "g").exists()
+
+
+def test_training_config_refuses_unknown_device_and_precision():
+    with pytest.raises(UsageError, match=r"\[train\] device 'gpu' is not one of cpu, auto, cuda"):
+        ExperimentConfig.from_mapping({"train": {"device": "gpu"}})
+    with pytest.raises(UsageError, match=r"\[train\] precision 'fp16' is not one of fp32, bf16"):
+        ExperimentConfig.from_mapping({"train": {"precision": "fp16"}})
+
+
 def test_resume_without_state_is_a_usage_error(training_set, tmp_path):
     with pytest.raises(UsageError, match="no training state"):
         train(_mlp_cfg(training_set), tmp_path / "x", resume=True, progress=False, log=lambda s: None)

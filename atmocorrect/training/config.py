@@ -70,6 +70,9 @@ class ModelConfig:
         return out
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One-step training (regression of the correction on the state)."""
@@ -84,6 +87,18 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     max_samples: int = 0  # 0: all training samples
+    # "auto": the GPU of this local rank when one is visible, else the CPU; "cpu"; "cuda"
+    device: str = "auto"
+    # "fp32", or "bf16": forward and loss under bfloat16 autocast (weights and optimizer fp32)
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        from ..devices import DEVICE_POLICIES
+
+        if self.device.strip().lower() not in DEVICE_POLICIES:
+            raise UsageError(f"[train] device {self.device!r} is not one of {', '.join(DEVICE_POLICIES)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"[train] precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,8 @@ The launcher is recognised from its environment:
   mpi4py, so no ``MASTER_PORT`` needs to be set by hand (``MASTER_ADDR`` defaults to the
   first host; set it for multi-node runs).
 
-The backend is gloo (CPU). A single process needs no process group at all.
+The backend is gloo on CPUs and NCCL when the ranks train on GPUs. A single process needs no
+process group at all.
 """
 
 from __future__ import annotations
@@ -50,14 +51,22 @@ def detect() -> tuple[int, int, str]:
     return 0, 1, "none"
 
 
+def local_rank() -> int:
+    """This process's index among the ranks of its node, from the launcher (0 if none says)."""
+    value = _env_int(
+        "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"
+    )
+    return int(value) if value is not None else 0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def init() -> World:
-    """Create the gloo process group if launched with several processes."""
+def init(backend: str = "gloo") -> World:
+    """Create the process group (``gloo`` or ``nccl``) if launched with several processes."""
     import torch.distributed as dist
 
     rank, size, launcher = detect()
@@ -66,7 +75,7 @@ def init() -> World:
     if dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), True)
     if launcher == "torchrun":
-        dist.init_process_group("gloo", init_method="env://")
+        dist.init_process_group(backend, init_method="env://")
     else:
         from mpi4py import MPI
 
@@ -83,7 +92,7 @@ def init() -> World:
             except OSError:
                 addr = "127.0.0.1"
         dist.init_process_group(
-            "gloo", init_method=f"tcp://{addr}:{port}", rank=comm.Get_rank(), world_size=comm.Get_size()
+            backend, init_method=f"tcp://{addr}:{port}", rank=comm.Get_rank(), world_size=comm.Get_size()
         )
     return World(dist.get_rank(), dist.get_world_size(), True)
 

@@ -28,13 +28,13 @@ def save_state(
 ) -> None:
     """Write the state of ``model`` and ``optimizer`` plus ``info`` atomically."""
     with atomic_directory(directory) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         sd = optimizer.state_dict()
         tensors: dict[str, torch.Tensor] = {}
         for pid, st in sd["state"].items():
             for key, value in st.items():
                 t = value if torch.is_tensor(value) else torch.tensor(value)
-                tensors[f"state.{pid}.{key}"] = t.detach().contiguous()
+                tensors[f"state.{pid}.{key}"] = t.detach().cpu().contiguous()
         if tensors:
             save_file(tensors, str(tmp / "optimizer.safetensors"))
         write_json(tmp / "state.json", {**info, "param_groups": sd["param_groups"]}, indent=1)

@@ -23,6 +23,8 @@ was never interrupted. Rank 0 writes, after every epoch: ``<work>/state`` (resum
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -37,6 +39,7 @@ from torch import nn
 
 from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
 from ..config import RunConfig
+from ..devices import gpu_count, select_device
 from ..errors import UsageError
 from ..lorenz96 import SECONDS_PER_MTU, one_scale_step
 from ..models.neural import CorrectionModel, Normalizer, build_net, pad, windows
@@ -205,10 +208,39 @@ def _eval_onestep(loss: OneStepLoss, split: Split, batch: int = 512) -> float:
 
 
 def _rollout_batch(split: Split, idx: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    m, t = split.starts[idx, 0], split.starts[idx, 1]
-    x0 = split.truth[m, t]
+    m, t = split.starts[idx, 0], split.starts[idx, 1]  # index bookkeeping stays on the CPU
     tt = t[:, None] + torch.arange(1, steps + 1)[None, :]
-    return x0, split.truth[m[:, None], tt]
+    dev = split.truth.device
+    m, t, tt = m.to(dev), t.to(dev), tt.to(dev)
+    return split.truth[m, t], split.truth[m[:, None], tt]
+
+
+def _on_device(data: TrainingSet, device: torch.device) -> TrainingSet:
+    """The training set with its sample tensors on ``device`` (indices and masks stay on the
+    CPU): a GPU then gathers its batches from its own memory, with no copy per step."""
+    if device.type == "cpu":
+        return data
+
+    def move(split: Split) -> Split:
+        return dataclasses.replace(split, x=split.x.to(device), target=split.target.to(device),
+                                   truth=split.truth.to(device))
+
+    return dataclasses.replace(data, train=move(data.train), validation=move(data.validation),
+                               test=move(data.test))
+
+
+def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context factory: bfloat16 autocast for ``precision == "bf16"``, else nothing."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def training_device(cfg: ExperimentConfig) -> torch.device:
+    """The device this process trains on: its local rank's GPU, or the CPU (see devices)."""
+    rank, _size, _launcher = distributed.detect()
+    name = select_device(cfg.train.device, distributed.local_rank(), gpu_count(), rank=rank)
+    return torch.device(name)
 
 
 @torch.no_grad()
@@ -247,13 +279,19 @@ def train(
 
     if not cfg.data:
         raise UsageError("the experiment config names no training set: set [data] path or --data")
-    world = distributed.init()
+    device = training_device(cfg)
+    world = distributed.init("nccl" if device.type == "cuda" else "gloo")
     try:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         torch.set_num_threads(max(1, cfg.train.threads))
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
-        data = load_training_set(cfg.data, cfg.train.max_samples)
-        model = build_model(cfg, data)
+        data = _on_device(load_training_set(cfg.data, cfg.train.max_samples), device)
+        model = build_model(cfg, data).to(device)
+        amp = _autocast(device, cfg.train.precision)
+        if world.main and device.type != "cpu":
+            log(f"training on {device} ({cfg.train.precision})")
         halo = model.net.halo
         periodic = _periodic(data)
         started = time.time()
@@ -329,6 +367,8 @@ def train(
             # buckets: a harmless copy for a model this small, not worth a warning per step
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             if world.initialised:
+                if device.type == "cuda":
+                    ddp_kwargs["device_ids"] = [device.index]
                 runner = nn.parallel.DistributedDataParallel(module, **ddp_kwargs)
             steps_per_epoch = len(_batches(n_items, batch, 0, world))
             total_steps = steps_per_epoch * n_epochs
@@ -351,10 +391,13 @@ def train(
                     for g in opt.param_groups:
                         g["lr"] = lr
                     if stage == "onestep":
-                        loss = runner(split.x[idx], split.target[idx])
+                        di = idx.to(device)
+                        with amp():
+                            loss = runner(split.x[di], split.target[di])
                     else:
                         x0, tr = _rollout_batch(split, items[idx], cfg.finetune.rollout_steps)
-                        loss = runner(x0, tr)
+                        with amp():
+                            loss = runner(x0, tr)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.train.grad_clip > 0:
