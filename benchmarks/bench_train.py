@@ -81,3 +81,76 @@ def train_throughput(steps: int = 40, warmup: int = 5, n_samples: int = 4096, si
         "config": config,
         "model": {"class": cfg.model.model_class, **cfg.model.hyperparameters(), "halo": cfg.model.halo},
     }
+
+
+def gpu_mfu_bf16(windows: int = 16384, steps: int = 20, warmup: int = 5, mm_size: int = 8192) -> dict | None:
+    """Model FLOP utilisation of a bf16 training step on this rank's GPU (None without a GPU).
+
+    The transformer at the coupling's default size (4 fields x 5 levels x 3x3 windows), trained
+    as the trainer trains (bf16 autocast forward and loss, fp32 weights, AdamW), on a batch of
+    ``windows`` windows held on the GPU. FLOPs of one step (forward + backward) from
+    torch.utils.flop_counter; the peak is not a datasheet figure but a bf16 ``mm_size``^3
+    matmul timed on the same GPU in the same run. Also reports which GPU the local rank took.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from atmocorrect.devices import select_device
+    from atmocorrect.models.neural import build_net
+    from atmocorrect.training import distributed
+
+    if not torch.cuda.is_available():
+        return None
+    device = torch.device(select_device("cuda", distributed.local_rank(), torch.cuda.device_count()))
+    torch.cuda.set_device(device)
+    torch.manual_seed(0)
+    fields, levels = len(bc.FIELDS), 5
+    net = build_net("transformer", fields, levels, list(range(fields)), (1, 1), {"n_levels": levels}).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    x = torch.randn(windows, fields, levels, 3, 3, device=device)
+    y = torch.randn(windows, fields, levels, device=device)
+
+    def step() -> None:
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.mse_loss(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
+        step()
+    end.record()
+    torch.cuda.synchronize()
+    step_s = start.elapsed_time(end) / 1e3 / steps
+    a = torch.randn(mm_size, mm_size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(mm_size, mm_size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(10):
+        a @ b
+    end.record()
+    torch.cuda.synchronize()
+    mm_s = start.elapsed_time(end) / 1e3 / 10
+    peak = 2.0 * mm_size**3 / mm_s
+    return {
+        "gpu_mfu_bf16": flops / step_s / peak,
+        "step_tflops": flops / step_s / 1e12,
+        "matmul_bf16_tflops": peak / 1e12,
+        "flops_per_step": int(flops),
+        "windows_per_step": windows,
+        "windows_per_second": windows / step_s,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device),
+        "visible_gpus": torch.cuda.device_count(),
+        "local_rank": distributed.local_rank(),
+    }

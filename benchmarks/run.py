@@ -280,8 +280,17 @@ def run_train(res: Results, cfg: dict, log) -> None:
     res.set("data_loading_fraction", r["data_loading_fraction"],
             "time in the batch gather from the in-memory training set (what the trainer's data "
             "loading is) over the whole step, summed over the steps")
-    res.skip(["gpu_mfu_bf16"], "no GPU on this machine (the device tool lent none to this task): "
-             "not measured")
+    g = bt.gpu_mfu_bf16()
+    if g is None:
+        res.skip(["gpu_mfu_bf16"], "no GPU on this machine (torch.cuda.is_available() is False): "
+                 "not measured; a machine with a GPU measures it with the same command")
+        return
+    res.details["gpu"] = g
+    res.set("gpu_mfu_bf16", g["gpu_mfu_bf16"],
+            f"bf16 training step (autocast, AdamW) of the default transformer on {g['windows_per_step']} "
+            f"windows on {g['device']} ({g['gpu']}, local rank {g['local_rank']} of "
+            f"{g['visible_gpus']} visible): {g['step_tflops']:.1f} TFLOP/s (flop_counter, forward + "
+            f"backward) over a bf16 matmul measured on the same GPU, {g['matmul_bf16_tflops']:.1f} TFLOP/s")
 
 
 def run_aot(res: Results, cfg: dict, log) -> None:
