@@ -210,8 +210,8 @@ def use_source(path: str) -> None:
     sys.path.insert(0, SOURCE)
 
 
-def mpirun(nprocs: int, args: list[str], timeout: float) -> str:
-    env = {**os.environ, **MPI_ENV}
+def mpirun(nprocs: int, args: list[str], timeout: float, extra_env: dict | None = None) -> str:
+    env = {**os.environ, **MPI_ENV, **(extra_env or {})}
     env.pop("PYTHONPATH", None)  # the embedded interpreter imports the INSTALLED package
     if SOURCE:
         env["PYTHONPATH"] = SOURCE

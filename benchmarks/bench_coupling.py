@@ -15,12 +15,16 @@ import bench_common as bc
 
 
 def run_host(exe: Path, ckpt: Path, nprocs: int, nx: int, ny: int, nz: int, reps: int,
-             warm: int = 1, ref: bool = True, probe: bool = False, timeout: float = 600) -> dict:
+             warm: int = 1, ref: bool = True, probe: bool = False, timeout: float = 600,
+             backend: str | None = None, dump: Path | None = None) -> dict:
     out_prefix = bc.scratch("host-") / "probe.json"
     args = [str(exe), f"ckpt={ckpt}", f"probe_dir={bc.HOSTS}", f"nx={nx}", f"ny={ny}", f"nz={nz}",
             f"nf={len(bc.FIELDS)}", f"reps={reps}", f"warm={warm}", f"ref={int(ref)}",
             f"probe={int(probe)}", f"out={out_prefix}"]
-    stdout = bc.mpirun(nprocs, args, timeout=timeout)
+    if dump is not None:
+        args.append(f"dump={dump}")
+    extra = {"ATMOCORRECT_BACKEND": backend} if backend else None
+    stdout = bc.mpirun(nprocs, args, timeout=timeout, extra_env=extra)
     (out_prefix.parent / "stdout.txt").write_text(stdout)  # kept under build/bench for a look
     parsed = bc.parse_bench(stdout)
     res = summarize(parsed, nprocs)

@@ -64,7 +64,7 @@ SIZES = {
         "scaling": {"nx": 128, "ny": 64, "nz": 5, "reps": 2, "pairs": 3},    # one rank's block
         "roofline": {"n_windows": 8192, "reps": 5, "mm_size": 2048, "profile": True},
         "train": {"steps": 40, "warmup": 5},
-        "aot": {"nx": 64, "ny": 64, "reps": 5, "cpp": True},
+        "aot": {"nx": 256, "ny": 64, "nz": 5, "reps": 3, "pairs": 2, "cpp": True},
         "offline": {"reps": 2, "scale": 20, "chunk_points": 4},
         "timeout": 900,
     },
@@ -294,36 +294,43 @@ def run_train(res: Results, cfg: dict, log) -> None:
 
 
 def run_aot(res: Results, cfg: dict, log) -> None:
+    import bench_aot_bridge as ab
     import bench_model as bm
 
     a = cfg["aot"]
     ck = bc.transformer_checkpoint(bc.BUILD / "ckpt-l5", 5)
-    log("aot: torch.export + AOTInductor vs the embedded eager model")
-    r = bm.aot_vs_embedded(ck, a["nx"], a["ny"], reps=a["reps"])
-    res.details["aot"] = r
+    exe = bc.build_host()
+    log("aot: the bridge with ATMOCORRECT_BACKEND=python and =aot, same host, same state")
+    r = ab.compare(exe, ck, a["nx"], a["ny"], a["nz"], reps=a["reps"], pairs=a["pairs"])
+    res.details["aot_bridge"] = r
+    log("aot: the package against the eager model inside Python (Corrector.tendency)")
+    try:
+        res.details["aot_python"] = bm.aot_vs_embedded(ck, 64, 64, reps=3)
+    except Exception:
+        res.errors["aot_python"] = traceback.format_exc()[-3000:]
     cpp_note = ""
     if a.get("cpp"):
-        log("aot: the same package from C++ (libtorch only, no Python)")
+        log("aot: the same package from a stand-alone C++ program (libtorch only)")
         try:
-            c = bm.aot_cpp(ck, n_windows=a["nx"] * a["ny"], reps=3)
+            c = bm.aot_cpp(ck, n_windows=4096, reps=3)
             res.details["aot_cpp"] = c
-            cpp_note = (f"; from a C++ program linked to libtorch only (benchmarks/hosts/aoti_runner.cpp): "
-                        f"forward {c['cpp_vs_eager_forward_cpu']:.2f}x the eager forward's CPU time, "
-                        f"outputs equal to float tolerance: {c['equal_to_float_tolerance']} "
-                        f"(max rel. diff {c['relative_diff']:.1e})")
+            cpp_note = (f"; a stand-alone C++ program (benchmarks/hosts/aoti_runner.cpp) runs the package's "
+                        f"forward in {c['cpp_vs_eager_forward_cpu']:.2f}x the eager forward's CPU time")
         except bc.Skip as exc:
             cpp_note = f"; C++ runner not run: {exc}"
         except Exception as exc:
             res.errors["aot_cpp"] = traceback.format_exc()[-3000:]
             cpp_note = f"; C++ runner failed: {type(exc).__name__}"
     res.set("aot_vs_embedded_ratio", r["aot_vs_embedded_ratio"],
-            f"Corrector.tendency on {a['nx']}x{a['ny']}x5 x 4 fields with the model swapped for the "
-            f"AOTInductor package (aoti_load_package) / with the eager model, 1 thread, thread CPU "
-            f"time, median of {r['reps']} interleaved pairs; increments equal to float tolerance: "
-            f"{r['equal_to_float_tolerance']} (max rel. diff {r['relative_diff']:.1e}); compile "
-            f"{r['compile_seconds']} s (cached in build/bench/aoti){cpp_note}. The bridge itself "
-            f"still runs the model through Python: its libtorch backend is a proposed patch "
-            f"(docs/performance.md)")
+            f"atmocorrect_step from the Fortran host under mpirun -np {r['nprocs']} ({r['block_per_rank']} "
+            f"per rank) with run.backend aot (AOTInductor package run by libtorch from C++, no Python "
+            f"in the step) over the same host with the embedded-Python backend; median over "
+            f"{r['pairs']} alternating pairs of runs of the median of {r['reps']} steps, wall; by CPU "
+            f"time {_fmt(r['ratio_cpu'])}; increments equal to float tolerance: "
+            f"{r['equal_to_float_tolerance']} (max |diff| {r['max_abs_increment_difference']:.1e} for "
+            f"increments up to {r['max_abs_increment']:.1e}); atmocorrect_init "
+            f"{r['init_seconds']['aot']:.2f} s (aot) vs {r['init_seconds']['python']:.2f} s (python); "
+            f"export {r['export_seconds']} s{cpp_note}")
 
 
 def run_offline(res: Results, cfg: dict, log) -> None:

@@ -11,7 +11,9 @@
 !> extra step under the allocation probe (bench_probe.py).
 !>
 !> usage: mpirun -np N bench_host ckpt=DIR probe_dir=DIR [nx= ny= nz= nf=4 reps=3 warm=1
-!>                                  ref=1 probe=0 out=FILE]
+!>                                  ref=1 probe=0 out=FILE dump=PREFIX]
+!> dump=PREFIX writes each rank's registered block before the first and after the last timed
+!> step to PREFIX.rank<r>.{before,after} (raw float64, Fortran order), to compare backends.
 !> Every rank prints lines "BENCH <key> rank=<r> ..." that benchmarks/run.py parses.
 program bench_host
   use, intrinsic :: iso_c_binding, only: c_int, c_char, c_null_char
@@ -29,7 +31,7 @@ program bench_host
 
   integer, parameter :: dp = kind(1.0d0)
   type(atmocorrect_t) :: ac
-  character(len=1024) :: ckpt = "", probe_dir = "", out = "", arg
+  character(len=1024) :: ckpt = "", probe_dir = "", out = "", dump = "", arg
   character(len=2048) :: code
   character(len=ATMOCORRECT_MSG_LEN) :: msg
   character(len=16) :: name
@@ -101,6 +103,7 @@ program bench_host
     call check("step")
   end do
   call pyexec("_bp.arm()")
+  if (len_trim(dump) > 0) call dump_block("before")
 
   do r = 1, reps
     if (mod(r, 2) == 1) then     ! A B, then B A: drift on a shared machine cancels
@@ -117,6 +120,7 @@ program bench_host
   end do
 
   call pyexec("_bp.report()")
+  if (len_trim(dump) > 0) call dump_block("after")
 
   if (probe /= 0) then           ! one more step, with the allocation probe installed
     call pyexec("_bp.probe_begin()")
@@ -162,6 +166,16 @@ contains
     cb = c1 - c0
   end subroutine time_b
 
+  subroutine dump_block(suffix)
+    character(len=*), intent(in) :: suffix
+    character(len=1100) :: path
+    integer :: unit
+    write (path, '(2a,i0,2a)') trim(dump), ".rank", rank, ".", suffix
+    open (newunit=unit, file=trim(path), access="stream", form="unformatted", status="replace")
+    write (unit) f(1:snx, 1:sny, :, :)
+    close (unit)
+  end subroutine dump_block
+
   subroutine pyexec(text)
     character(len=*), intent(in) :: text
     if (bench_py_exec(trim(text)//c_null_char) /= 0) then
@@ -178,6 +192,7 @@ contains
     case ("ckpt"); ckpt = kv(eq + 1:)
     case ("probe_dir"); probe_dir = kv(eq + 1:)
     case ("out"); out = kv(eq + 1:)
+    case ("dump"); dump = kv(eq + 1:)
     case ("nx"); read (kv(eq + 1:), *) nx
     case ("ny"); read (kv(eq + 1:), *) ny
     case ("nz"); read (kv(eq + 1:), *) nz
