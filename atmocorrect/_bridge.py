@@ -6,11 +6,21 @@ names the problem and, for an unexpected Python error, ends with the traceback's
 
 Host memory arrives as an address, a shape and byte strides (read from the Fortran array
 descriptor) and becomes a numpy view: no copy, strided where the host passed a section.
+
+Under ``run.backend = "aot"`` (or ``ATMOCORRECT_BACKEND=aot``) the C layer calls
+:func:`backend_info` after :func:`init` and :func:`aot_plan` once, at the first step; after
+that ``step`` and ``get_increment`` never come here. :data:`calls` counts the calls per function;
+with ``ATMOCORRECT_BRIDGE_STATS=PREFIX`` set, :func:`finalize` writes them to
+``PREFIX.rankR.json`` (what the tests read to prove that the aot step never enters Python).
 """
 
 from __future__ import annotations
 
+import collections
+import json
+import os
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +28,12 @@ import numpy as np
 from .errors import AtmocorrectError, UsageError
 
 _correctors: dict[int, Any] = {}
+_aot_packages: dict[int, Path] = {}
 _next_handle = 1
 TRACEBACK_LINES = 4
+STATS_ENV = "ATMOCORRECT_BRIDGE_STATS"
+#: Calls per bridge function in this process.
+calls: collections.Counter = collections.Counter()
 
 
 class _HostMemory:
@@ -69,18 +83,35 @@ def _init(checkpoint_dir: str, fortran_comm: int, mode: str) -> int:
     global _next_handle
     from mpi4py import MPI
 
+    from .config import backend_from_env
     from .coupling import load
 
     comm = MPI.Comm.f2py(fortran_comm) if fortran_comm >= 0 else MPI.COMM_SELF
     corrector = load(checkpoint_dir, comm=comm, mode=mode or None)
+    corrector.run = backend_from_env(corrector.run)
+    package = None
+    if corrector.run.backend == "aot":
+        from .aot import AOT_MODEL_CLASSES, check_package
+        from .errors import CheckpointError
+
+        if corrector.manifest.model_class not in AOT_MODEL_CLASSES:
+            raise CheckpointError(
+                f"backend 'aot': checkpoint {checkpoint_dir} holds model class "
+                f"{corrector.manifest.model_class!r}; only {', '.join(AOT_MODEL_CLASSES)} run under "
+                "the aot backend (use backend 'python')"
+            )
+        package = check_package(checkpoint_dir, corrector.manifest).resolve()
     handle = _next_handle
     _next_handle += 1
     _correctors[handle] = corrector
+    if package is not None:
+        _aot_packages[handle] = package
     return handle
 
 
 def init(checkpoint_dir: str, fortran_comm: int, mode: str = "") -> tuple:
     """(status, message, handle)."""
+    calls["init"] += 1
     return _guard("atmocorrect_init", _init, checkpoint_dir, fortran_comm, mode)
 
 
@@ -106,11 +137,43 @@ def add_field(handle: int, name: str, address: int, shape, strides, itemsize: in
     return _guard(f"atmocorrect_add_field({name.strip()!r})", go)
 
 
+def backend_info(handle: int) -> tuple:
+    """(status, message, (backend, mode, package path or "", torch version or ""))."""
+    calls["backend_info"] += 1
+
+    def go():
+        corrector = _get(handle)
+        version = ""
+        if corrector.run.backend == "aot":
+            import torch
+
+            version = torch.__version__
+        return (corrector.run.backend, corrector.run.mode, str(_aot_packages.get(handle, "")), version)
+
+    return _guard("atmocorrect_init", go)
+
+
+def aot_plan(handle: int) -> tuple:
+    """(status, message, (int64 words, float64 words, names, package)): what the C++ step runs
+    on, computed once, at the first step (collective). See :func:`atmocorrect.aot.bridge_plan`."""
+    calls["aot_plan"] += 1
+
+    def go():
+        from .aot import bridge_plan
+
+        return bridge_plan(_get(handle), _aot_packages[handle])
+
+    return _guard("atmocorrect_step", go)
+
+
 def step(handle: int, time: float, dt: float) -> tuple:
+    calls["step"] += 1
     return _guard("atmocorrect_step", lambda: _get(handle).step(time, dt))
 
 
 def get_increment(handle: int, name: str, address: int, shape, strides, itemsize: int) -> tuple:
+    calls["get_increment"] += 1
+
     def go():
         corrector = _get(handle)
         key = name.strip()
@@ -140,10 +203,25 @@ def field_address(handle: int, name: str) -> tuple:
     return _guard("atmocorrect_field_address", go)
 
 
+def _write_stats(corrector) -> None:
+    prefix = os.environ.get(STATS_ENV, "").strip()
+    if not prefix:
+        return
+    data = {"rank": corrector.rank, "backend": corrector.run.backend, "calls": dict(calls)}
+    try:
+        Path(f"{prefix}.rank{corrector.rank}.json").write_text(json.dumps(data) + "\n")
+    except OSError:  # a diagnostic only: never fail finalize for it
+        pass
+
+
 def finalize(handle: int) -> tuple:
+    calls["finalize"] += 1
+
     def go():
-        _get(handle)
+        corrector = _get(handle)
         _correctors.pop(handle, None)
+        _aot_packages.pop(handle, None)
+        _write_stats(corrector)
 
     return _guard("atmocorrect_finalize", go)
 

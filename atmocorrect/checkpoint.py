@@ -84,6 +84,9 @@ class Manifest:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     weights_sha256: str | None = None
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The AOTInductor package of the network (``atmocorrect checkpoint export-aot``):
+    #: ``{"file", "sha256", "torch", "platform": {...}}``, or None (older checkpoints).
+    aot: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def field(self, name: str) -> FieldSpec:
@@ -97,7 +100,7 @@ class Manifest:
         return tuple(f.name for f in self.fields)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema_version": self.schema_version,
             "format": "atmocorrect-checkpoint",
             "fields": [
@@ -125,6 +128,9 @@ class Manifest:
             ),
             "versions": self.versions,
         }
+        if self.aot is not None:
+            out["aot"] = dict(self.aot)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "manifest") -> Manifest:
@@ -142,6 +148,11 @@ class Manifest:
             model = d["model"]
             grid = d.get("grid") or {}
             weights = d.get("weights")
+            aot = d.get("aot")
+            if aot is not None and not (
+                isinstance(aot, Mapping) and isinstance(aot.get("file"), str) and isinstance(aot.get("sha256"), str)
+            ):
+                raise CheckpointError(f"{source}: the aot entry must name a file and its sha256, got {aot!r}")
             return cls(
                 fields=fields,
                 model_class=str(model["class"]),
@@ -156,6 +167,7 @@ class Manifest:
                 metrics=dict(d.get("metrics") or {}),
                 weights_sha256=(weights or {}).get("sha256"),
                 versions=dict(d.get("versions") or {}),
+                aot=dict(aot) if aot is not None else None,
             )
         except CheckpointError:
             raise
@@ -264,6 +276,7 @@ def write_checkpoint(
         full = dataclasses.replace(
             manifest,
             weights_sha256=sha,
+            aot=None,  # new weights: an AOTInductor package of the old ones no longer applies
             versions={**_versions(), **manifest.versions},
             provenance={
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -27,6 +27,9 @@ from .errors import UsageError
 
 MODES = ("apply", "diagnose", "off")
 NONFINITE_POLICIES = ("error", "skip")
+BACKENDS = ("python", "aot")
+#: Overrides ``run.backend`` for hosts coupled through the bridge (``python`` or ``aot``).
+BACKEND_ENV = "ATMOCORRECT_BACKEND"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,12 @@ class RunConfig:
         untouched; ``skip``: the step leaves the state alone and counts the skipped steps.
     num_threads:
         Torch threads per rank; 0 means "the cores available to this rank".
+    backend:
+        How the bridge runs the step: ``python`` (default) through the embedded interpreter,
+        or ``aot``: the checkpoint's AOTInductor package (``atmocorrect checkpoint export-aot``)
+        run by libtorch from C++, without entering Python at each step. The environment
+        variable ``ATMOCORRECT_BACKEND`` overrides it at run time. Python drivers
+        (:func:`atmocorrect.load`) always run the Python path.
     """
 
     mode: str = "apply"
@@ -54,6 +63,7 @@ class RunConfig:
     taper: float = 1.0
     nonfinite: str = "error"
     num_threads: int = 0
+    backend: str = "python"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,6 +78,8 @@ class RunConfig:
             raise UsageError(f"max_increment must be positive, got {self.max_increment}")
         if self.num_threads < 0:
             raise UsageError(f"num_threads must be >= 0, got {self.num_threads}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
@@ -90,6 +102,20 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def backend_from_env(cfg: RunConfig, environ: Mapping[str, str] | None = None) -> RunConfig:
+    """``cfg`` with ``backend`` taken from ``ATMOCORRECT_BACKEND`` when that is set."""
+    import os
+
+    value = (os.environ if environ is None else environ).get(BACKEND_ENV, "").strip().lower()
+    if not value:
+        return cfg
+    if value not in BACKENDS:
+        raise UsageError(
+            f"environment variable {BACKEND_ENV}={value!r} is not one of {', '.join(BACKENDS)}"
+        )
+    return cfg.replace(backend=value)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

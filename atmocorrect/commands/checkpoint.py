@@ -18,6 +18,9 @@ checkpoint to smoke-test a coupling before any training:
   atmocorrect checkpoint analytic --field t --units K --relax-to 280 --timescale 21600 --out ckpt_relax/
   # check a checkpoint (manifest, sha256 of the weights) and print its summary:
   atmocorrect checkpoint show runs/demo/corrector/
+  # compile the network with AOTInductor (model.pt2) for the bridge's libtorch backend
+  # (run.backend = "aot" or ATMOCORRECT_BACKEND=aot; transformer and MLP checkpoints):
+  atmocorrect checkpoint export-aot runs/demo/corrector/
 """
 
 
@@ -39,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("show", help="validate a checkpoint and print its manifest summary")
     s.add_argument("directory")
     s.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    e = sub.add_parser(
+        "export-aot",
+        help="compile the network with torch.export + AOTInductor into DIR/model.pt2 (backend 'aot')",
+    )
+    e.add_argument("directory")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote analytic checkpoint {out}")
         return 0
+    if args.action == "export-aot":
+        from ..aot import export_aot
+
+        entry = export_aot(args.directory)
+        print(f"wrote {args.directory.rstrip('/')}/{entry['file']} in {entry['compile_seconds']} s "
+              f"(sha256 {entry['sha256'][:16]}..., torch {entry['torch']}, "
+              f"{entry['platform']['machine']} {entry['platform']['cpu_capability']})")
+        return 0
     manifest = read_manifest(args.directory)
     tensors = read_weights(args.directory, manifest)
     if args.json:
@@ -63,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  field:   {f.name} [{f.units}] dims={f.dims} levels={f.levels}")
     print(f"  halo:    {manifest.halo} periodic={manifest.periodic}")
     print(f"  run:     {manifest.run.to_dict()}")
+    if manifest.aot:
+        print(f"  aot:     {manifest.aot.get('file')} (torch {manifest.aot.get('torch')}, "
+              f"{(manifest.aot.get('platform') or {}).get('cpu_capability')})")
     n = sum(int(t.numel()) for t in tensors.values())
     print(f"  weights: {len(tensors)} tensors, {n} parameters, sha256 verified" if tensors else "  weights: none")
     if manifest.metrics:

@@ -1,8 +1,10 @@
 /*
  * The C API (atmocorrect.h). Each call holds the host's floating-point environment, takes the
  * GIL, calls the matching function of atmocorrect._bridge, and turns its (status, message)
- * into a return code and errmsg. No call exits the process; atmocorrect_abort is the host's
- * (or the Fortran module's, when stat is absent) explicit choice.
+ * into a return code and errmsg. Under backend "aot" (atmocorrect_backend.c) step and
+ * get_increment run in libatmocorrect_aot.so instead, without Python. No call exits the
+ * process; atmocorrect_abort is the host's (or the Fortran module's, when stat is absent)
+ * explicit choice.
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +47,21 @@ int atmocorrect_init(atmocorrect_t *ac, const char *checkpoint_dir, MPI_Comm com
   rc = ac_call("atmocorrect_init", "init", args, &handle, errmsg, errlen);
   Py_XDECREF(args);
   LEAVE();
-  if (rc == 0) ac->handle = (int)handle;
+  if (rc != 0) return rc;
+  ac->handle = (int)handle;
+  /* backend "aot": load libatmocorrect_aot.so and the package now, so a problem shows here */
+  ac_fpe_hold(&fpe);
+  rc = ac_backend_init(ac, errmsg, errlen);
+  ac_fpe_restore(&fpe);
+  if (rc != 0) {
+    char ignored[256];
+    ENTER();
+    PyObject *fargs = Py_BuildValue("(i)", ac->handle);
+    ac_call("atmocorrect_init", "finalize", fargs, NULL, ignored, sizeof ignored);
+    Py_XDECREF(fargs);
+    LEAVE();
+    ac->handle = 0;
+  }
   return rc;
 }
 
@@ -73,6 +89,7 @@ int atmocorrect_set_grid(atmocorrect_t *ac, int ndim, const int64_t *global_shap
   rc = ac_call("atmocorrect_set_grid", "set_grid", args, NULL, errmsg, errlen);
   Py_XDECREF(args);
   LEAVE();
+  ac_backend_invalidate(ac);
   return rc;
 }
 
@@ -120,12 +137,14 @@ int atmocorrect_add_field(atmocorrect_t *ac, const char *name, void *data, int n
   }
   Py_XDECREF(args);
   LEAVE();
+  ac_backend_invalidate(ac);
   return rc;
 }
 
 int atmocorrect_step(atmocorrect_t *ac, double model_time, double dt, char *errmsg, size_t errlen) {
   int rc = check_handle(ac, "atmocorrect_step", errmsg, errlen);
   if (rc) return rc;
+  if (ac_backend_is_aot(ac)) return ac_backend_step(ac, model_time, dt, errmsg, errlen); /* no Python */
   ENTER();
   PyObject *args = Py_BuildValue("(idd)", ac->handle, model_time, dt);
   rc = ac_call("atmocorrect_step", "step", args, NULL, errmsg, errlen);
@@ -141,6 +160,8 @@ int atmocorrect_get_increment(atmocorrect_t *ac, const char *name, void *out, in
   if (rc) return rc;
   rc = check_array("atmocorrect_get_increment", name, out, ndim, itemsize, errmsg, errlen);
   if (rc) return rc;
+  if (ac_backend_get_increment(ac, name, out, ndim, shape, byte_strides, itemsize, &rc, errmsg, errlen))
+    return rc; /* the aot backend keeps the increments (after its first step) */
   ENTER();
   PyObject *args = Py_BuildValue("(isLNNi)", ac->handle, name, (long long)(intptr_t)out,
                                  ac_int_tuple(ndim, shape), ac_int_tuple(ndim, byte_strides), itemsize);
@@ -167,6 +188,7 @@ int atmocorrect_field_address(atmocorrect_t *ac, const char *name, intptr_t *add
 int atmocorrect_finalize(atmocorrect_t *ac, char *errmsg, size_t errlen) {
   int rc = check_handle(ac, "atmocorrect_finalize", errmsg, errlen);
   if (rc) return rc;
+  ac_backend_finalize(ac);
   ENTER();
   PyObject *args = Py_BuildValue("(i)", ac->handle);
   rc = ac_call("atmocorrect_finalize", "finalize", args, NULL, errmsg, errlen);

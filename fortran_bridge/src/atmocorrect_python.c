@@ -160,6 +160,37 @@ int ac_call(const char *where, const char *function, PyObject *args, long long *
   return rc;
 }
 
+int ac_call_object(const char *where, const char *function, PyObject *args, PyObject **value,
+                   char *errmsg, size_t errlen) {
+  *value = NULL;
+  PyObject *fn = PyObject_GetAttrString(bridge_module, function);
+  PyObject *result = fn ? PyObject_CallObject(fn, args) : NULL;
+  Py_XDECREF(fn);
+  if (result == NULL) {
+    format_python_error(errmsg, errlen, where);
+    return ATMOCORRECT_EMODEL;
+  }
+  if (!PyTuple_Check(result) || PyTuple_Size(result) < 2) {
+    ac_set_error(errmsg, errlen, "%s: the Python bridge returned an unexpected value", where);
+    Py_DECREF(result);
+    return ATMOCORRECT_EMODEL;
+  }
+  int rc = (int)PyLong_AsLong(PyTuple_GetItem(result, 0));
+  const char *msg = PyUnicode_AsUTF8(PyTuple_GetItem(result, 1));
+  if (rc != 0) {
+    ac_set_error(errmsg, errlen, "%s", msg ? msg : where);
+  } else {
+    if (errmsg && errlen) errmsg[0] = '\0';
+    if (PyTuple_Size(result) >= 3) {
+      *value = PyTuple_GetItem(result, 2);
+      Py_XINCREF(*value);
+    }
+  }
+  if (PyErr_Occurred()) PyErr_Clear();
+  Py_DECREF(result);
+  return rc;
+}
+
 PyObject *ac_int_tuple(int n, const int64_t *values) {
   PyObject *t = PyTuple_New(n);
   for (int i = 0; i < n; ++i) PyTuple_SET_ITEM(t, i, PyLong_FromLongLong((long long)values[i]));
