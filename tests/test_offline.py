@@ -307,13 +307,31 @@ def test_monthly_multivariable_correction(data, monthly_ckpt, tmp_path):
         float(select_years(pair.ref["pr"], (1979, 2004)).mean()) * 86400, rel=0.05)
 
 
-def test_wrong_grid_fails_and_leaves_no_file(data, monthly_ckpt, tmp_path):
+def test_drop_checkpoint_corrects_the_calibrated_cells_wrong_grid_fails(data, monthly_ckpt,
+                                                                          daily_ckpt, tmp_path):
+    # trained with outside="drop": the full 8 x 5 model files give the 2 calibrated cells
+    full = correct_file(CorrectionRequest(
+        method="ml", inputs=tuple(data / p for p in samples.MONTHLY_HISTORICAL.values()),
+        output=tmp_path / "full.nc", model=monthly_ckpt, period=(2005, 2014)))
+    ds = _open(full)
+    assert ds["tas"].shape == (120, 2, 1)
+    np.testing.assert_allclose(ds["lat"].values, [46.42, 48.32], atol=0.01)
+    # a grid with none of the calibrated cells, or off the grid of an outside="error" one
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for v, p in samples.MONTHLY_HISTORICAL.items():
+        m = _open(data / p)
+        m.assign_coords(lon=m.lon + 1.0).to_netcdf(moved / f"{v}.nc")
     out = tmp_path / "wrong_grid.nc"
+    with pytest.raises(DataError, match="none of the input's cells is one of the 2 calibrated"):
+        correct_file(CorrectionRequest(method="ml", inputs=tuple(moved.glob("*.nc")),
+                                       output=out, model=monthly_ckpt))
+    daily = _open(data / samples.DAILY_HISTORICAL).isel(time=slice(0, 400))
+    daily.assign_coords(lon=daily.lon + 0.7).to_netcdf(moved / "daily.nc")
     with pytest.raises(FieldError, match="not on the checkpoint's grid"):
-        correct_file(CorrectionRequest(
-            method="ml", inputs=tuple(data / p for p in samples.MONTHLY_HISTORICAL.values()),
-            output=out, model=monthly_ckpt))
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+        correct_file(CorrectionRequest(method="ml", inputs=(moved / "daily.nc",), output=out,
+                                       model=daily_ckpt))
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 
 
 def test_daily_checkpoint_refuses_monthly_input(data, daily_ckpt, tmp_path):

@@ -64,8 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and --reference over --calibration")
     parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
                         help="reference name of a variable when not the usual ERA5 one")
-    parser.add_argument("--outside", choices=("error", "drop"), default="error",
-                        help="(--train) simulation cells outside the reference domain")
+    parser.add_argument("--outside", choices=("error", "drop"), default=None,
+                        help="simulation cells outside the reference domain: an error "
+                        "(default) or dropped (--train, classical methods)")
+    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
+                        help="period an accumulated reference amount refers to on a daily axis "
+                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
+    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="convert a daily reference to the simulation's calendar (noleap, "
+                        "360_day) when they differ (default: yes, or as the checkpoint was "
+                        "trained)")
     parser.add_argument("--chunk-points", type=int, default=None, metavar="N",
                         help="grid points per dask chunk (bounds memory; default 256)")
     parser.add_argument("--threads", type=int, default=1,
@@ -96,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         train_offline(
             args.historical, args.reference, args.model,
             PairConfig(variables=tuple(args.variables), reference_names=names,
-                       outside=args.outside),
+                       outside=args.outside or "error",
+                       convert_calendar=True if args.convert_calendar is None
+                       else args.convert_calendar,
+                       accumulation_period=args.accumulation_period),
             TrainConfig(calibration=calibration or TrainConfig.calibration,
                         threads=max(1, args.threads)),
             overwrite=True, progress=not args.quiet,
@@ -108,10 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_points or args.threads != 1:
         apply_cfg = ApplyConfig(chunk_points=args.chunk_points or ApplyConfig.chunk_points,
                                 threads=max(1, args.threads))
-    pair = None
-    if names or args.outside != "error":
-        pair = PairConfig(variables=tuple(args.variables) or ("tas",), reference_names=names,
-                          outside=args.outside)
+    overrides = {"reference_names": names, "outside": args.outside,
+                 "convert_calendar": args.convert_calendar,
+                 "accumulation_period": args.accumulation_period}
     req = CorrectionRequest(
         method=args.method,
         inputs=tuple(args.input),
@@ -127,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet and sys.stderr.isatty(),
         command=shlex.join(["atmocorrect", "correct", *sys.argv[2:]])
         if len(sys.argv) > 1 and sys.argv[1] == "correct" else None,
-        pair=pair,
+        pair_overrides=overrides,
     )
     out = correct_file(req)
     print(f"wrote {out} ({args.method}, {time.perf_counter() - started:.1f} s)")

@@ -6,8 +6,11 @@ This is where the readers, unit conversion, calendar checks and interpolation me
   the reference, by the usual ERA5 names (``t2m``, ``tp``, ``msl``) unless told otherwise;
 * the reference is converted to the simulation's units (ERA5 ``tp`` accumulated in m to
   ``kg m-2 s-1``; degC to K) after both are checked for plausibility;
-* calendars must agree for daily and sub-daily data (``noleap`` vs ``standard`` is an error
-  unless ``convert_calendar=True``); monthly data are matched by (year, month);
+* daily and sub-daily references in another calendar than the simulation's are converted to
+  it (``convert_calendar=True``, the default: ERA5 loses 29 February for a ``noleap`` model,
+  the 31st days for a ``360_day`` one); only distributions are compared, never days, so
+  nothing is lost; ``convert_calendar=False`` refuses instead; monthly data are matched by
+  (year, month);
 * sub-daily references are averaged to the simulation's daily or monthly steps;
 * the reference is interpolated to the simulation's grid or points.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,12 +50,15 @@ from .timeaxis import (
 )
 
 #: Reference (ERA5) names of the CMIP variables, tried in order.
+#: (ERA5 short names first, then CMIP, then E-OBS: tg, tx, tn, rr, pp.) A reference file that
+#: holds a single variable is used for a single requested variable whatever its name (with a
+#: warning): ERA5 daily statistics from the new CDS call the daily maximum ``t2m`` too.
 REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
-    "tas": ("t2m", "2t", "tas"),
-    "tasmax": ("mx2t", "tasmax"),
-    "tasmin": ("mn2t", "tasmin"),
-    "pr": ("tp", "pr"),
-    "psl": ("msl", "psl"),
+    "tas": ("t2m", "2t", "tas", "tg"),
+    "tasmax": ("mx2t", "tasmax", "tx", "mx2t24"),
+    "tasmin": ("mn2t", "tasmin", "tn", "mn2t24"),
+    "pr": ("tp", "pr", "rr"),
+    "psl": ("msl", "psl", "pp"),
     "ps": ("sp", "ps"),
     "uas": ("u10", "10u", "uas"),
     "vas": ("v10", "10v", "vas"),
@@ -80,7 +87,9 @@ class PairConfig:
         Simulation cells outside the reference domain: ``error`` or ``drop``.
     convert_calendar:
         Convert the reference to the simulation's calendar when they differ (daily data;
-        drops or adds 29 February) instead of refusing.
+        ``noleap``: 29 February dropped; ``360_day``: the 31st days dropped, 29-30 February
+        absent) instead of refusing. On by default: the correction and its evaluation compare
+        distributions per season, never individual days.
     accumulation_period:
         Seconds an accumulated reference amount (ERA5 ``tp``) refers to, when the time axis
         does not say (daily files).
@@ -92,7 +101,7 @@ class PairConfig:
     reference_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
     method: Method = "linear"
     outside: Outside = "error"
-    convert_calendar: bool = False
+    convert_calendar: bool = True
     accumulation_period: float | None = None
     chunks: Mapping[str, int] | None = None
 
@@ -160,11 +169,28 @@ def gather_variables(
             da.encoding["source"] = str(path)
             parts.append(da)
             where.append(str(path))
+        if not parts and role == "reference" and len(names) == 1:
+            only = [(p, d, str(v)) for p, d in zip(files, opened, strict=True)
+                    for v in d.data_vars if "time" in d[v].dims and not _is_bounds(str(v))]
+            if len({v for _, _, v in only}) == 1:
+                path, ds_, stored = only[0]
+                warnings.warn(
+                    f"reference {path}: no variable {' or '.join(map(repr, candidates))}; using "
+                    f"its only variable {stored!r} for {var!r} (say so with --reference-name "
+                    f"{var}={stored} to silence this)", stacklevel=2)
+                for path, ds_, stored in only:
+                    da = ds_[stored]
+                    da.encoding["source"] = str(path)
+                    parts.append(da)
+                    where.append(str(path))
         if not parts:
-            listed = "; ".join(f"{p}: {', '.join(map(str, d.data_vars))}" for p, d in zip(files, opened, strict=True))
+            listed = "; ".join(f"{p}: {', '.join(map(str, d.data_vars))}"
+                               for p, d in zip(files, opened, strict=True))
+            hint = (f"; if the reference holds it under another name, pass --reference-name "
+                    f"{var}=NAME" if role == "reference" else "")
             raise DataError(
                 f"{role}: no variable {' or '.join(map(repr, candidates))} in the given "
-                f"file(s) ({listed})"
+                f"file(s) ({listed}){hint}"
             )
         if len(parts) > 1:
             parts.sort(key=lambda a: a["time"].values[0])
@@ -175,8 +201,10 @@ def gather_variables(
             da.encoding["source"] = ", ".join(where)
         else:
             da = parts[0]
+        stored = str(da.name)
         da = da.rename(var)
         da.encoding["source"] = ", ".join(where)
+        da.encoding["stored_name"] = stored
         out[var] = da
         sources[var] = where
     try:
@@ -186,6 +214,10 @@ def gather_variables(
     for var, da in out.items():
         ds[var].encoding = dict(da.encoding)
     return ds, sources
+
+
+def _is_bounds(name: str) -> bool:
+    return name.endswith(("_bnds", "_bounds", "_bnd")) or name in ("bnds", "bounds")
 
 
 def _aggregate(ref: xr.DataArray, to: Frequency) -> xr.DataArray:
@@ -227,8 +259,9 @@ def load_pair(
             raise DataError(
                 f"calendars differ: simulation {sim_sources[config.variables[0]][0]} uses "
                 f"{s_cal!r}, reference {ref_sources[config.variables[0]][0]} uses {r_cal!r}; "
-                f"{s_freq} values cannot be matched by date. Pass convert_calendar=True "
-                "(--convert-calendar) to convert the reference to the simulation's calendar"
+                f"{s_freq} values cannot be matched by date. Leave convert_calendar=True "
+                "(the default; drop --no-convert-calendar) to convert the reference to the "
+                "simulation's calendar"
             )
         ref_raw = ref_raw.convert_calendar(canonical_calendar(s_cal), align_on="date", use_cftime=True)
     check_overlap(sim, ref_raw, "the simulation", "the reference")
@@ -239,9 +272,11 @@ def load_pair(
     for var in config.variables:
         r = ref_raw[var]
         r.encoding["source"] = ", ".join(ref_sources[var])
+        stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
         r = conform_units(
-            r, sim[var].attrs["units"], accumulation_period=config.accumulation_period
-        )
+            r.rename(stored), sim[var].attrs["units"],
+            accumulation_period=config.accumulation_period,
+        ).rename(var)
         if r_freq != s_freq:
             r = _aggregate(r, s_freq)
         r = interpolate_to(r, sim[var], method=config.method, outside="error")

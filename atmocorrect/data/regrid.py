@@ -24,10 +24,52 @@ import numpy as np
 import xarray as xr
 
 from ..errors import DataError
-from .coords import is_global_longitude, longitude_convention, wrap_values
+from .coords import (
+    LonConvention,
+    is_global_longitude,
+    longitude_convention,
+    wrap_longitudes,
+    wrap_values,
+)
 
 Outside = Literal["error", "drop"]
 Method = Literal["linear", "nearest"]
+
+
+def _contiguous(lon: np.ndarray) -> bool:
+    lon = np.sort(np.asarray(lon, dtype=float))
+    if lon.size < 3:
+        return lon.size < 2 or float(lon[-1] - lon[0]) < 180.0
+    d = np.diff(lon)
+    return float(d.max()) <= 1.5 * float(np.median(d)) + 1e-9
+
+
+def reference_convention(ref: xr.DataArray) -> tuple[xr.DataArray, LonConvention, bool]:
+    """The reference with its longitudes in a convention where they form one interval.
+
+    A regional box across the Greenwich meridian cut from a global 0..360 file has
+    longitudes ``0, 1, ..., 358, 359`` (a gap in the middle); expressed in -180..180 it is one
+    interval. Returns (reference sorted in that convention, the convention, whether the axis
+    is global, i.e. periodic).
+
+    >>> r = xr.DataArray(np.zeros((1, 4)), dims=("lat", "lon"),
+    ...                  coords={"lat": [0.0], "lon": [0.0, 1.0, 358.0, 359.0]})
+    >>> out, conv, periodic = reference_convention(r)
+    >>> conv, out.lon.values.tolist(), periodic
+    ('-180-180', [-2.0, -1.0, 0.0, 1.0], False)
+    """
+    lon = ref["lon"].values
+    conv = longitude_convention(lon)
+    if is_global_longitude(lon):
+        return wrap_longitudes(ref, conv), conv, True
+    if _contiguous(wrap_values(lon, conv)):
+        if np.all(np.diff(lon) > 0):
+            return ref, conv, False
+        return wrap_longitudes(ref, conv), conv, False
+    other: LonConvention = "-180-180" if conv == "0-360" else "0-360"
+    if _contiguous(wrap_values(lon, other)):
+        return wrap_longitudes(ref, other), other, False
+    return wrap_longitudes(ref, conv), conv, False
 
 
 def _pad_periodic(ref: xr.DataArray) -> xr.DataArray:
@@ -56,8 +98,7 @@ def subset_inside(sim: xr.DataArray | xr.Dataset, ref: xr.DataArray) -> xr.DataA
     """The simulation cells (a lat/lon rectangle of a regular grid) inside the reference box."""
     if sim["lat"].ndim != 1 or sim["lon"].ndim != 1 or "lat" not in sim.dims:
         raise DataError("outside='drop' needs a simulation on a 1-D lat/lon grid")
-    conv = longitude_convention(ref["lon"].values)
-    periodic = is_global_longitude(ref["lon"].values)
+    ref, conv, periodic = reference_convention(ref)
     lat = sim["lat"].values.astype(float)
     lon = wrap_values(sim["lon"].values, conv)
     la = ref["lat"].values
@@ -88,10 +129,10 @@ def interpolate_to(
             f"{ref.encoding.get('source', 'reference')}: variable {ref.name!r} has no lat/lon "
             f"grid (dims {ref.dims})"
         )
+    source, attrs, name = ref.encoding.get("source", "reference"), dict(ref.attrs), ref.name
     if outside == "drop":
         target = subset_inside(target, ref)
-    conv = longitude_convention(ref["lon"].values)
-    periodic = is_global_longitude(ref["lon"].values)
+    ref, conv, periodic = reference_convention(ref)
     src = _pad_periodic(ref) if periodic else ref
     tlat, tlon = target["lat"], target["lon"]
     grid = tlat.ndim == 1 and tlon.ndim == 1 and tlat.dims == ("lat",) and tlon.dims == ("lon",)
@@ -107,7 +148,7 @@ def interpolate_to(
         bad = [(float(a), float(b)) for a, b in zip(lat_pts[~ok], lon_pts[~ok], strict=True)][:5]
         raise DataError(
             f"{int((~ok).sum())} simulation point(s) lie outside the reference domain "
-            f"({_box(ref)} from {ref.encoding.get('source', 'reference')}), e.g. (lat, lon) "
+            f"({_box(ref)} from {source}), e.g. (lat, lon) "
             f"{bad}; crop the simulation, or pass outside='drop' (--outside drop) to keep "
             "the cells inside"
         )
@@ -127,7 +168,7 @@ def interpolate_to(
             method=method,
         )
         out = out.assign_coords(lat=tlat, lon=tlon)
-    out.attrs = dict(ref.attrs)
-    out.encoding = {"source": ref.encoding.get("source", "reference")}
-    out.name = ref.name
+    out.attrs = attrs
+    out.encoding = {"source": source}
+    out.name = name
     return out

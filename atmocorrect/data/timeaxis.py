@@ -183,6 +183,41 @@ def select_years(
     return obj.isel(time=np.flatnonzero(keep))
 
 
+def require_period(
+    obj: xr.DataArray | xr.Dataset,
+    period: tuple[int, int],
+    what: str,
+    option: str = "--calibration",
+) -> None:
+    """Raise unless ``obj`` covers the whole of the year range ``period`` (its first time
+    step in January of the first year or before, its last in December of the last year or
+    after): a calibration or evaluation silently cut short would not be what was asked for.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeNoLeap(y, m, 15) for y in (1985, 1986) for m in range(1, 13)]
+    >>> da = xr.DataArray(np.zeros(24), dims="time", coords={"time": t})
+    >>> require_period(da, (1985, 1986), "the simulation x.nc")
+    >>> require_period(da, (1979, 1986), "the simulation x.nc")
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: the simulation x.nc covers 1985-01-15 .. 1986-12-15 (24 steps), not the whole period 1979-1986; pass a period inside it (e.g. --calibration 1985-1986) or a file that covers it
+    """
+    t = obj["time"].values
+    if t.size == 0:
+        raise DataError(f"{what} has no time steps")
+    first, last = t[0], t[-1]
+    starts_in_time = (first.year, first.month) <= (period[0], 1)
+    ends_in_time = (last.year, last.month) >= (period[1], 12)
+    if starts_in_time and ends_in_time:
+        return
+    lo = max(period[0], first.year if first.month == 1 else first.year + 1)
+    hi = min(period[1], last.year if last.month == 12 else last.year - 1)
+    hint = f"e.g. {option} {lo}-{hi}" if lo <= hi else f"{option} YYYY-YYYY"
+    raise DataError(
+        f"{what} covers {describe_span(obj)}, not the whole period {format_period(period)}; "
+        f"pass a period inside it ({hint}) or a file that covers it"
+    )
+
+
 def describe_span(obj: xr.DataArray | xr.Dataset) -> str:
     t = obj["time"].values
     if t.size == 0:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,21 @@ from ..data.timeaxis import (
     format_period,
     infer_frequency,
     parse_period,
+    require_period,
     season_position,
     select_years,
     years,
 )
 from ..errors import DataError, FieldError, UsageError
-from .climatology import block_groups, design, eras, eval_moments, fit_columns, fit_moments
+from .climatology import (
+    SPREAD_FLOOR,
+    block_groups,
+    design,
+    eras,
+    eval_moments,
+    fit_columns,
+    fit_moments,
+)
 from .config import METHODS, ApplyConfig
 
 
@@ -78,6 +87,7 @@ class CorrectionRequest:
     progress: bool = False
     command: str | None = None
     pair: PairConfig | None = None
+    pair_overrides: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -205,10 +215,8 @@ def ml_correct_points(
         rows = np.flatnonzero(np.isin(yrs, targets))
         if cfg.rank == "empirical":
             era_rows = np.flatnonzero(in_era)
-            anom = np.full((era_rows.size, n), np.nan)
-            for j in range(n):
-                m_app, s_app = eval_moments(coef_app, season[era_rows], np.full(era_rows.size, j))
-                anom[:, j] = (y[era_rows, j] - m_app) / s_app
+            m_app, s_app = moments_at(coef_app, season[era_rows])
+            anom = (y[era_rows] - m_app) / s_app
             pos_t = np.searchsorted(era_rows, rows)
             half = cfg.rank_window_days / 365.25 / 2.0
             if frequency in ("month", "year"):  # the month and its neighbours at least
@@ -222,15 +230,23 @@ def ml_correct_points(
                 u[rows, j] = m_cal + (y[rows, j] - m_app) * (s_cal / s_app)
     delta = np.zeros(y.shape)
     dbar = np.zeros(y.shape)
-    for j in range(n):
+    if cfg.rank == "parametric":  # tau from the learned simulation quantiles, node by node
+        for j in range(n):
+            for nodes_of_row, weight in ((j0, 1.0 - w), (j1, w)):
+                for k in np.unique(nodes_of_row):
+                    rows = nodes_of_row == k
+                    zq[rows, j] = np.interp(u[rows, j], q_sim[j, k], z)
+                    d = np.interp(zq[rows, j], z, delta_tab[j, k])  # clamps beyond +-5
+                    delta[rows, j] += weight[rows] * d
+                    dbar[rows, j] += weight[rows] * dbar_nodes[j, k]
+    else:  # all points at once: the z grid is uniform, so interpolation is a gather
+        cols = np.arange(n)[None, :]
         for nodes_of_row, weight in ((j0, 1.0 - w), (j1, w)):
             for k in np.unique(nodes_of_row):
-                rows = nodes_of_row == k
-                if cfg.rank == "parametric":  # tau from the learned simulation quantiles
-                    zq[rows, j] = np.interp(u[rows, j], q_sim[j, k], z)
-                d = np.interp(zq[rows, j], z, delta_tab[j, k])  # clamps beyond +-5
-                delta[rows, j] += weight[rows] * d
-                dbar[rows, j] += weight[rows] * dbar_nodes[j, k]
+                rows = np.flatnonzero(nodes_of_row == k)
+                delta[rows] += weight[rows, None] * interp_uniform(zq[rows], z, delta_tab[:, k],
+                                                                   cols)
+                dbar[rows] += weight[rows, None] * dbar_nodes[None, :, k]
     finite = np.isfinite(y)
     if cfg.mean_adjust == "blocks":
         groups = block_groups(season, yrs, cfg.window_years)
@@ -253,6 +269,35 @@ def ml_correct_points(
     if norm["transform"] == "log":
         out = np.where(x <= norm.get("dry", 0.0), x, out)
     return np.where(np.isfinite(x), out, np.nan)
+
+
+def moments_at(coef: np.ndarray, season: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread (time, points) of :func:`fit_moments` coefficients (points, 2, k) at
+    every season of ``season`` for every point (as :func:`eval_moments`, vectorised)."""
+    d = design(season, (coef.shape[-1] - 1) // 2)
+    mean = d @ coef[:, 0, :].T
+    spread = d @ coef[:, 1, :].T
+    return mean, np.maximum(spread, SPREAD_FLOOR * np.maximum(np.abs(mean), 1.0))
+
+
+def interp_uniform(x: np.ndarray, grid: np.ndarray, table: np.ndarray,
+                   cols: np.ndarray) -> np.ndarray:
+    """``np.interp(x[:, j], grid, table[j])`` for every column ``j`` at once, for a uniform
+    ``grid`` (clamped beyond its ends, NaN where ``x`` is NaN).
+
+    >>> g = np.linspace(-1.0, 1.0, 5)
+    >>> t = np.stack([g, 2 * g])
+    >>> x = np.array([[-2.0, 0.25], [0.5, np.nan]])
+    >>> interp_uniform(x, g, t, np.arange(2)[None, :]).tolist()
+    [[-1.0, 0.5], [0.5, nan]]
+    """
+    step = (grid[-1] - grid[0]) / (grid.size - 1)
+    finite = np.isfinite(x)
+    pos = np.clip((np.where(finite, x, grid[0]) - grid[0]) / step, 0.0, grid.size - 1.0)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), grid.size - 2)
+    frac = pos - i0
+    out = table[cols, i0] * (1.0 - frac) + table[cols, i0 + 1] * frac
+    return np.where(finite, out, np.nan)
 
 
 def smooth_season(table: np.ndarray, days: float, axis: int) -> np.ndarray:
@@ -294,17 +339,18 @@ def seasonal_ranks(anom: np.ndarray, season: np.ndarray, rows: np.ndarray, n_nod
     for k in np.unique(node_of):
         centre = (k + 0.5) / n_nodes
         dist = np.abs((season - centre + 0.5) % 1.0 - 0.5)
-        window = dist <= half_width
-        sel = rows[node_of == k]
-        for j in range(anom.shape[1]):
-            vals = anom[window, j]
-            vals = np.sort(vals[np.isfinite(vals)])
-            if vals.size == 0:
-                continue
-            xv = anom[sel, j]
-            lo = np.searchsorted(vals, xv, side="left")
-            hi = np.searchsorted(vals, xv, side="right")
-            out[node_of == k, j] = np.where(np.isfinite(xv), 0.5 * (lo + hi) / vals.size, np.nan)
+        window = anom[dist <= half_width]  # (values in the window, points)
+        count = np.isfinite(window).sum(axis=0)
+        ordered = np.sort(np.where(np.isfinite(window), window, np.inf), axis=0)
+        here = node_of == k
+        xv = anom[rows[here]]
+        res = np.full(xv.shape, np.nan)
+        for j in np.flatnonzero(count > 0):
+            vals = ordered[: count[j], j]
+            lo = np.searchsorted(vals, xv[:, j], side="left")
+            hi = np.searchsorted(vals, xv[:, j], side="right")
+            res[:, j] = 0.5 * (lo + hi) / count[j]
+        out[here] = np.where(np.isfinite(xv), res, np.nan)
     return np.clip(out, 0.5 / max(1, anom.shape[0]), 1.0 - 0.5 / max(1, anom.shape[0]))
 
 
@@ -328,6 +374,35 @@ def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t
     return out.T.reshape(shape).astype(fut.dtype)
 
 
+def _spacing(values: np.ndarray) -> float:
+    u = np.unique(np.round(np.asarray(values, dtype=float).ravel(), 6))
+    return float(np.min(np.diff(u))) if u.size > 1 else 1e-3
+
+
+def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
+                  source: str) -> xr.Dataset:
+    """The input's rows and columns (1-D ``lat``/``lon`` grid) that hold the calibrated cells
+    (``lat``/``lon`` per cell, matched within ``tol`` degrees): what ``--outside drop`` kept
+    at training time is what is corrected and written."""
+    if "lat" not in ds.dims or "lon" not in ds.dims:
+        return ds
+    glat, glon = np.asarray(lat, float), np.mod(np.asarray(lon, float), 360.0)
+    ilat = np.asarray(ds["lat"].values, float)
+    ilon = np.mod(np.asarray(ds["lon"].values, float), 360.0)
+    keep_lat = np.abs(ilat[:, None] - glat[None, :]).min(axis=1) <= tol
+    dlon = np.abs((ilon[:, None] - glon[None, :] + 180.0) % 360.0 - 180.0)
+    keep_lon = dlon.min(axis=1) <= tol
+    if not keep_lat.any() or not keep_lon.any():
+        raise DataError(
+            f"{source}: none of the input's cells is one of the {glat.size} calibrated cells "
+            f"(lat {glat.min():.2f}..{glat.max():.2f}, lon {glon.min():.2f}..{glon.max():.2f})")
+    if keep_lat.all() and keep_lon.all():
+        return ds
+    out = ds.isel(lat=np.flatnonzero(keep_lat), lon=np.flatnonzero(keep_lon))
+    out.encoding = dict(ds.encoding)
+    return out
+
+
 def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
     for c in ("lat", "lon"):
         va, vb = np.asarray(a[c].values, float), np.asarray(b[c].values, float)
@@ -337,6 +412,9 @@ def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------ output
+TIME_BOUNDS = ("time_bounds", "time_bnds")
+
+
 def _history_line(req: CorrectionRequest, detail: str) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     cmd = req.command or f"atmocorrect correct --method {req.method}"
@@ -349,14 +427,15 @@ def _encoding(ds: xr.Dataset, source: xr.Dataset, time_encoding: dict) -> dict[s
     for name in ds.variables:
         src = source[name].encoding if name in source.variables else {}
         e = {k: v for k, v in src.items() if k in keep}
-        if name in ds.data_vars and np.issubdtype(ds[name].dtype, np.floating):
+        if (name in ds.data_vars and "time" in ds[name].dims and name not in TIME_BOUNDS
+                and np.issubdtype(ds[name].dtype, np.floating)):
             e.setdefault("_FillValue", np.float32(1e20) if ds[name].dtype == np.float32 else 1e20)
             e["zlib"], e["complevel"] = True, 1
             e["chunksizes"] = _file_chunks(ds[name])
-        elif name not in ds.data_vars or not np.issubdtype(ds[name].dtype, np.floating):
+        else:  # coordinates, bounds, grid mappings: no fill value (CF)
             e.setdefault("_FillValue", None)
         enc[str(name)] = e
-    for name in ("time", "time_bounds", "time_bnds"):
+    for name in ("time", *TIME_BOUNDS):
         if name in ds.variables:
             te = {k: v for k, v in time_encoding.items() if k in ("units", "calendar", "dtype")}
             enc[name] = {**enc.get(name, {}), **te, "_FillValue": None}
@@ -392,18 +471,27 @@ def write_atomic(ds: xr.Dataset, output: Path, encoding: dict, progress: bool = 
 
 # ------------------------------------------------------------------------------ main entry
 def _pair_config_from(manifest: Manifest | None, variables: Sequence[str],
-                      given: PairConfig | None) -> PairConfig:
+                      given: PairConfig | None,
+                      overrides: Mapping[str, Any] | None = None) -> PairConfig:
+    """How the calibration pair is read: ``given``, else the checkpoint's provenance (the
+    settings it was trained with) updated by ``overrides`` (options given on the command
+    line)."""
     if given is not None:
         return dataclasses.replace(given, variables=tuple(variables))
     pair = (manifest.provenance.get("pair") if manifest else None) or {}
-    return PairConfig(
-        variables=tuple(variables),
-        reference_names=dict(pair.get("reference_names") or {}),
-        method=pair.get("method", "linear"),
-        outside=pair.get("outside", "error"),
-        convert_calendar=bool(pair.get("convert_calendar", False)),
-        accumulation_period=pair.get("accumulation_period"),
-    )
+    settings: dict[str, Any] = {
+        "reference_names": dict(pair.get("reference_names") or {}),
+        "method": pair.get("method", "linear"),
+        "outside": pair.get("outside", "error"),
+        "convert_calendar": bool(pair.get("convert_calendar", True)),
+        "accumulation_period": pair.get("accumulation_period"),
+    }
+    for key, value in (overrides or {}).items():
+        if key == "reference_names":
+            settings[key] = {**settings[key], **dict(value)}
+        elif value is not None:
+            settings[key] = value
+    return PairConfig(variables=tuple(variables), **settings)
 
 
 def correct_file(req: CorrectionRequest) -> Path:
@@ -440,6 +528,10 @@ def correct_file(req: CorrectionRequest) -> Path:
                             f"{', '.join(map(str, ds.data_vars))})")
     if req.period is not None:
         ds = select_years(ds, req.period, f"input {source}")
+    pair_cfg = _pair_config_from(manifest, variables or ("tas",), req.pair, req.pair_overrides)
+    if pair_cfg.outside == "drop" and model is not None:
+        # trained on the cells inside the reference box: correct (and write) those
+        ds = crop_to_cells(ds, model.lat, model.lon, model.cell_tolerance(), source)
     frequency = infer_frequency(ds["time"].values, f"input {source}")
     times = ds["time"].values
     season = season_position(times, frequency)
@@ -498,7 +590,16 @@ def correct_file(req: CorrectionRequest) -> Path:
         calibration = req.calibration or (
             parse_period(manifest.provenance["calibration"]) if manifest and
             manifest.provenance.get("calibration") else (1979, 2004))
-        pair = load_pair(historical, reference, _pair_config_from(manifest, variables, req.pair))
+        pair = load_pair(historical, reference,
+                         _pair_config_from(manifest, variables, req.pair, req.pair_overrides))
+        if pair.sim.sizes.get("lat") != ds.sizes.get("lat") or \
+                pair.sim.sizes.get("lon") != ds.sizes.get("lon"):
+            if pair_cfg.outside == "drop":
+                lat_b, lon_b = xr.broadcast(pair.sim["lat"], pair.sim["lon"])
+                tol = 0.5 * min(_spacing(pair.sim["lat"].values), _spacing(pair.sim["lon"].values))
+                ds = crop_to_cells(ds, lat_b.values.ravel(), lon_b.values.ravel(), tol, source)
+        require_period(pair.sim, calibration, f"the historical simulation {', '.join(map(str, historical))}")
+        require_period(pair.ref, calibration, f"the reference {', '.join(map(str, reference))}")
         obs_all = select_years(pair.ref, calibration, "the reference")
         hist_all = select_years(pair.sim, calibration, "the historical simulation")
         if pair.frequency != frequency:
@@ -549,8 +650,9 @@ def _convert(da: xr.DataArray, have: str, want: str, source: str) -> xr.DataArra
 def _assemble(ds: xr.Dataset, corrected: dict[str, xr.DataArray], req: CorrectionRequest,
               detail: str) -> xr.Dataset:
     keep = list(corrected)
-    for b in ("time_bounds", "time_bnds"):
-        if b in ds.data_vars:
+    for b in map(str, ds.data_vars):
+        # time bounds, and what has no time axis: lat_bnds/lon_bnds, a grid mapping, areas
+        if b not in keep and (b in ("time_bounds", "time_bnds") or "time" not in ds[b].dims):
             keep.append(b)
     out = ds[keep].copy()
     for v, da in corrected.items():

@@ -36,8 +36,8 @@ import numpy as np
 
 from .. import units as U
 from ..data.pairs import PairConfig, load_pair
-from ..data.readers import open_dataset
-from ..data.timeaxis import format_period, months, parse_period, select_years
+from ..data.readers import open_many
+from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
 from ..errors import DataError, UsageError
 from .metrics import (
     METRICS,
@@ -58,15 +58,17 @@ class EvaluationSpec:
     methods:
         Name -> file(s) covering the held-out ``period`` (``raw`` is the uncorrected input).
     signals:
-        Name -> (corrected baseline file, corrected future file) for the climate-change signal;
-        the baseline is averaged over ``baseline_period``, the future over its whole span.
+        Name -> (corrected baseline file(s), corrected future file(s)) for the climate-change
+        signal; the baseline is averaged over ``baseline_period``, the future over its whole
+        span.
     """
 
     reference: tuple[str, ...]
     variables: tuple[str, ...]
     period: tuple[int, int]
     methods: Mapping[str, tuple[str, ...]]
-    signals: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    signals: Mapping[str, tuple[str | Sequence[str], str | Sequence[str]]] = dataclasses.field(
+        default_factory=dict)
     baseline_period: tuple[int, int] = (1979, 2004)
     pair: PairConfig | None = None
     plots: str | None = None
@@ -82,6 +84,34 @@ def _frost_threshold(var: str, units: str | None, attrs: Mapping[str, Any]) -> f
     if U.same(units, "degC"):
         return 0.0
     return None
+
+
+def display_units(units: str) -> tuple[float, str]:
+    """Scale factor and units the metrics are reported in: precipitation fluxes in
+    mm day-1 (a table of 1e-5 kg m-2 s-1 would read 0.000), everything else as stored.
+
+    >>> display_units("kg m-2 s-1"), display_units("K")
+    ((86400.0, 'mm day-1'), (1.0, 'K'))
+    """
+    if U.same(units, "kg m-2 s-1"):
+        return 86400.0, "mm day-1"
+    return 1.0, units
+
+
+def _same_cells(ds, cells: tuple[np.ndarray, np.ndarray], source: str):
+    from .apply import crop_to_cells
+
+    lat, lon = cells
+    if np.ndim(lat) != 1 or np.ndim(lon) != 1:
+        return ds
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    spacing = [float(np.min(np.diff(np.unique(v)))) for v in (lat, lon) if np.unique(v).size > 1]
+    tol = 0.5 * min(spacing) if spacing else 1e-3
+    return crop_to_cells(ds, la.ravel(), lo.ravel(), tol, source)
+
+
+def _paths(p: str | Sequence[str]) -> str | list[str]:
+    return p if isinstance(p, str) else [str(x) for x in p]
 
 
 def _flat(da) -> np.ndarray:
@@ -104,12 +134,16 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         cfg = dataclasses.replace(spec.pair, variables=spec.variables) if spec.pair else \
             PairConfig(variables=spec.variables)
         pair = load_pair(list(files), list(spec.reference), cfg)
+        require_period(pair.sim, spec.period, f"{name} ({', '.join(files)})", "--period")
+        require_period(pair.ref, spec.period, f"the reference {', '.join(spec.reference)}",
+                       "--period")
         sim = select_years(pair.sim, spec.period, f"{name} ({', '.join(files)})")
         ref = select_years(pair.ref, spec.period, "the reference")
         row: dict[str, float] = {}
+        cells = (sim["lat"].values, sim["lon"].values)
         for var in spec.variables:
-            s, r = _flat(sim[var]), _flat(ref[var])
-            u = str(sim[var].attrs.get("units", ""))
+            scale, u = display_units(str(sim[var].attrs.get("units", "")))
+            s, r = _flat(sim[var]) * scale, _flat(ref[var]) * scale
             units[var] = u
             thr = _frost_threshold(var, u, sim[var].attrs)
             m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr)
@@ -125,14 +159,22 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             ref_q.setdefault(var, np.nanmean(np.nanpercentile(r, levels, axis=0), axis=1))
         report["methods"][name] = row
     signals = {}
-    for name, (base_file, fut_file) in spec.signals.items():
-        base = select_years(open_dataset(base_file), spec.baseline_period, f"{name} baseline {base_file}")
-        fut = open_dataset(fut_file)
+    for name, (base_paths, fut_paths) in spec.signals.items():
+        base_file, fut_file = (f if isinstance(f, str) else ", ".join(map(str, f))
+                               for f in (base_paths, fut_paths))
+        base = select_years(open_many(_paths(base_paths)), spec.baseline_period,
+                            f"{name} baseline {base_file}")
+        fut = open_many(_paths(fut_paths))
+        if spec.pair is not None and spec.pair.outside == "drop":
+            # the cells that were evaluated (inside the reference box), in every file alike
+            base, fut = (_same_cells(d, cells, f) for d, f in ((base, base_file), (fut, fut_file)))
         for var in spec.variables:
             if var not in base or var not in fut:
                 raise DataError(f"signal files for {name!r} lack {var!r} ({base_file}, {fut_file})")
             key = f"{var}:climate_change_signal" if multi else "climate_change_signal"
-            signals.setdefault(name, {})[key] = climate_signal(_flat(base[var]), _flat(fut[var]))
+            scale, _ = display_units(str(base[var].attrs.get("units", "")))
+            signals.setdefault(name, {})[key] = climate_signal(_flat(base[var]) * scale,
+                                                               _flat(fut[var]) * scale)
     for name, vals in signals.items():
         row = report["methods"].setdefault(name, {})
         row.update(vals)
@@ -270,6 +312,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reference name of a variable when not the usual ERA5 one")
     parser.add_argument("--outside", choices=("error", "drop"), default="error",
                         help="simulation points outside the reference domain")
+    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
+                        help="period an accumulated reference amount refers to on a daily axis "
+                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
+    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="convert a daily reference to each file's calendar (noleap, "
+                        "360_day) when they differ (default: yes)")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle and Q-Q plots here")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -294,7 +343,8 @@ def run(args: argparse.Namespace) -> int:
         baseline_period=parse_period(args.baseline_period),
         pair=PairConfig(variables=tuple(args.variables),
                         reference_names=_pairs(args.reference_name, "--reference-name"),
-                        outside=args.outside),
+                        outside=args.outside, convert_calendar=args.convert_calendar,
+                        accumulation_period=args.accumulation_period),
         plots=args.plots,
         bootstrap=args.bootstrap,
     )

@@ -84,17 +84,26 @@ def run(args: argparse.Namespace) -> dict:
         name, _, spec = item.partition("=")
         kw = json.loads(spec) if spec else {}
         variants[name] = ApplyConfig(**kw)
+    # training variants: own checkpoints, applied with the default ApplyConfig
+    train_variants = {"": {}}
+    for item in args.train_variant:
+        name, _, spec = item.partition("=")
+        train_variants[name] = json.loads(spec) if spec else {}
+        variants[name] = ApplyConfig()
     chosen = [s for s in SPLITS if args.splits == "all" or SPLITS[s][2] == args.splits
               or s in args.splits.split(",")]
     results: dict = {}
     for split in chosen:
         cal, val, _ = SPLITS[split]
         t0 = time.perf_counter()
-        ckpt = args.out / f"{split}_{format_period(cal)}"
-        if args.retrain or not (ckpt / "manifest.json").exists():
-            train_offline([hist], [ref], ckpt, PairConfig(variables=(var,)),
-                          TrainConfig(calibration=cal, steps=args.steps))
-        _, model = load_offline_model(ckpt)
+        models = {}
+        for tv, kw in train_variants.items():
+            ckpt = args.out / f"{split}_{format_period(cal)}{'_' + tv if tv else ''}"
+            if args.retrain or not (ckpt / "manifest.json").exists():
+                train_offline([hist], [ref], ckpt, PairConfig(variables=(var,)),
+                              TrainConfig(calibration=cal, steps=args.steps, **kw))
+            models[tv] = load_offline_model(ckpt)[1]
+        model = models[""]
         t_train = time.perf_counter() - t0
         pts = model.point_index(*_latlon(pair.sim[var]))
         rc_s, rv_s = _rows(ys, cal), _rows(ys, val)
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> dict:
         out["qdm"] = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xs[rv_s],
                                    tr[rc_r], ts[rc_s], ts[rv_s])
         for name, acfg in variants.items():
-            out[name] = ml_correct_points(model, var, xs[rv_s], pts, ss[rv_s], ys[rv_s],
+            mdl = models.get(name, model)
+            out[name] = ml_correct_points(mdl, var, xs[rv_s], pts, ss[rv_s], ys[rv_s],
                                           acfg, freq)
         res = {m: marginal_metrics(v, xr_[rv_r], ti_v, ti_r, freq, frost)
                for m, v in out.items()}
@@ -119,8 +129,9 @@ def run(args: argparse.Namespace) -> dict:
             res["qdm"]["cc_signal_change"] = float(
                 np.mean(fut_q.mean(0) - base_q.mean(0)) - raw_sig)
             for name, acfg in variants.items():
-                b = ml_correct_points(model, var, xs[rc_s], pts, ss[rc_s], ys[rc_s], acfg, freq)
-                f = ml_correct_points(model, var, xf, pts, sf, yf, acfg, freq)
+                mdl = models.get(name, model)
+                b = ml_correct_points(mdl, var, xs[rc_s], pts, ss[rc_s], ys[rc_s], acfg, freq)
+                f = ml_correct_points(mdl, var, xf, pts, sf, yf, acfg, freq)
                 res[name]["cc_signal_change"] = float(np.mean(f.mean(0) - b.mean(0)) - raw_sig)
         results[split] = {"calibration": format_period(cal), "validation": format_period(val),
                           "metrics": res}
@@ -188,6 +199,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="all, inner, outer or a comma-separated list of split names")
     p.add_argument("--variant", action="append", default=[],
                    help='NAME=JSON of ApplyConfig fields, e.g. rank=\'{"rank": "empirical"}\'')
+    p.add_argument("--train-variant", action="append", default=[],
+                   help='NAME=JSON of TrainConfig fields, trained per split, e.g. '
+                   'detrend=\'{"detrend": true}\'')
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "offline" / "cv")

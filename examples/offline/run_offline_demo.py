@@ -17,6 +17,15 @@ Any other pair works the same way::
 
     python examples/offline/run_offline_demo.py --historical tas_hist.nc --reference era5.nc \\
         --future tas_ssp.nc --variable tas --calibration 1979-2004 --heldout 2005-2014
+
+Real pairs differ from the shipped one in ways the readers handle (see docs/offline.md): grids
+of any size, ``noleap``/``360_day`` calendars (the reference is converted to the simulation's),
+ERA5 from the new CDS (``valid_time``, ``latitude``/``longitude``, north to south, 0..360),
+regional boxes across the Greenwich meridian, other variables (``--variable pr`` with
+``--accumulation-period 86400`` for a daily ERA5 ``tp`` in m; ``--reference-name tasmax=t2m``
+when the reference names it differently; ``--outside drop`` to keep only the model cells inside
+the reference box). Without ``--future`` (or when that file is absent) the climate-change
+signal rows are skipped with a note.
 """
 
 from __future__ import annotations
@@ -36,19 +45,21 @@ sys.path.insert(0, str(REPO))
 from atmocorrect.cli import main as cli  # noqa: E402
 from atmocorrect.data import samples  # noqa: E402
 from atmocorrect.data.pairs import PairConfig  # noqa: E402
-from atmocorrect.data.timeaxis import format_period, parse_period  # noqa: E402
+from atmocorrect.data.readers import open_many  # noqa: E402
+from atmocorrect.data.timeaxis import format_period, parse_period, require_period  # noqa: E402
+from atmocorrect.errors import AtmocorrectError, DataError  # noqa: E402
 from atmocorrect.offline.config import TrainConfig  # noqa: E402
 from atmocorrect.offline.evaluate import EvaluationSpec, evaluate, markdown_table  # noqa: E402
-from atmocorrect.offline.train import train_offline  # noqa: E402
+from atmocorrect.offline.train import parse_mapping, train_offline  # noqa: E402
 
 CLASSICAL = ("linear-scaling", "quantile-mapping", "qdm")
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    historical: Path
-    reference: Path
-    future: Path | None
+    historical: tuple[Path, ...]
+    reference: tuple[Path, ...]
+    future: tuple[Path, ...] | None
     variable: str = "tas"
     calibration: tuple[int, int] = (1979, 2004)
     heldout: tuple[int, int] = (2005, 2014)
@@ -56,6 +67,16 @@ class DemoConfig:
     steps: int = TrainConfig.steps
     threads: int = 1
     bootstrap: int = 200
+    outside: str = "error"
+    accumulation_period: float | None = None
+    reference_names: tuple[tuple[str, str], ...] = ()
+    convert_calendar: bool = True
+
+    def pair_config(self) -> PairConfig:
+        return PairConfig(variables=(self.variable,), reference_names=dict(self.reference_names),
+                          outside=self.outside,  # type: ignore[arg-type]
+                          convert_calendar=self.convert_calendar,
+                          accumulation_period=self.accumulation_period)
 
 
 def _correct(cfg: DemoConfig, method: str, inputs: list[Path], output: Path,
@@ -66,7 +87,7 @@ def _correct(cfg: DemoConfig, method: str, inputs: list[Path], output: Path,
     if period:
         argv += ["--period", format_period(period)]
     if method != "ml":
-        argv += ["--reference", str(cfg.reference), "--historical", str(cfg.historical),
+        argv += ["--reference", *map(str, cfg.reference), "--historical", *map(str, cfg.historical),
                  "--calibration", format_period(cfg.calibration)]
     status = cli(argv)
     if status != 0:
@@ -74,15 +95,38 @@ def _correct(cfg: DemoConfig, method: str, inputs: list[Path], output: Path,
     return output
 
 
+def check_inputs(cfg: DemoConfig) -> DemoConfig:
+    """Fail early, naming the file and the period, when the inputs cannot give the table;
+    a scenario file that is absent only drops the climate-change signal rows (with a note)."""
+    for what, paths in (("historical simulation", cfg.historical), ("reference", cfg.reference)):
+        for path in paths:
+            if not Path(path).exists():
+                raise DataError(f"the {what} file {path} does not exist")
+    for what, paths in (("historical simulation", cfg.historical), ("reference", cfg.reference)):
+        ds = open_many(list(paths))
+        names = ", ".join(map(str, paths))
+        require_period(ds, cfg.calibration, f"the {what} {names}", "--calibration")
+        require_period(ds, cfg.heldout, f"the {what} {names}", "--heldout")
+    absent = [str(p) for p in cfg.future or () if not Path(p).exists()]
+    if absent:
+        print(f"note: the scenario file {', '.join(absent)} does not exist; the climate-change "
+              "signal rows are skipped", flush=True)
+        cfg = dataclasses.replace(cfg, future=None)
+    elif cfg.future is None:
+        print("note: no scenario file (--future); the climate-change signal rows are skipped",
+              flush=True)
+    return cfg
+
+
 def run(cfg: DemoConfig) -> dict:
     t0 = time.perf_counter()
+    cfg = check_inputs(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     print(f"[1/4] training the learned correction on {format_period(cfg.calibration)} ...",
           flush=True)
     train_offline(
-        [cfg.historical], [cfg.reference], cfg.out / "checkpoint",
-        PairConfig(variables=(cfg.variable,)),
+        list(cfg.historical), list(cfg.reference), cfg.out / "checkpoint", cfg.pair_config(),
         TrainConfig(calibration=cfg.calibration, steps=cfg.steps, threads=cfg.threads),
     )
     timings["train_s"] = time.perf_counter() - t0
@@ -91,38 +135,40 @@ def run(cfg: DemoConfig) -> dict:
     t = time.perf_counter()
     print(f"[2/4] correcting the held-out {format_period(cfg.heldout)} "
           "(ml, linear-scaling, quantile-mapping, qdm) ...", flush=True)
-    held = {"raw": cfg.historical}
+    held: dict[str, tuple[Path, ...]] = {"raw": cfg.historical}
     tag = format_period(cfg.heldout)
     for method in ("ml", *CLASSICAL):
         name = f"corrected_{tag}.nc" if method == "ml" else f"corrected_{tag}_{method}.nc"
-        held[method] = _correct(cfg, method, [cfg.historical], cfg.out / name, cfg.heldout)
+        held[method] = (_correct(cfg, method, list(cfg.historical), cfg.out / name,
+                                 cfg.heldout),)
     timings["correct_heldout_s"] = time.perf_counter() - t
 
-    signals: dict[str, tuple[str, str]] = {}
+    signals: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     if cfg.future is not None:
         t = time.perf_counter()
         print("[3/4] correcting the calibration period and the scenario (climate-change "
               "signal) ...", flush=True)
         sig = cfg.out / "signal"
         sig.mkdir(exist_ok=True)
-        signals["raw"] = (str(cfg.historical), str(cfg.future))
+        signals["raw"] = (tuple(map(str, cfg.historical)), tuple(map(str, cfg.future)))
         for method in ("ml", *CLASSICAL):
-            base = _correct(cfg, method, [cfg.historical], sig / f"{method}_baseline.nc",
+            base = _correct(cfg, method, list(cfg.historical), sig / f"{method}_baseline.nc",
                             cfg.calibration)
-            fut = _correct(cfg, method, [cfg.future], sig / f"{method}_future.nc", None)
-            signals[method] = (str(base), str(fut))
+            fut = _correct(cfg, method, list(cfg.future), sig / f"{method}_future.nc", None)
+            signals[method] = ((str(base),), (str(fut),))
         timings["correct_signal_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     print("[4/4] evaluating ...", flush=True)
     order = ("raw", "linear-scaling", "quantile-mapping", "qdm", "ml")
     spec = EvaluationSpec(
-        reference=(str(cfg.reference),),
+        reference=tuple(map(str, cfg.reference)),
         variables=(cfg.variable,),
         period=cfg.heldout,
-        methods={m: (str(held[m]),) for m in order},
+        methods={m: tuple(map(str, held[m])) for m in order},
         signals={m: signals[m] for m in order if m in signals},
         baseline_period=cfg.calibration,
+        pair=cfg.pair_config(),
         plots=str(cfg.out),
         bootstrap=cfg.bootstrap,
     )
@@ -131,10 +177,13 @@ def run(cfg: DemoConfig) -> dict:
         # how closely each method reproduces the reference where it was calibrated
         fit = evaluate(dataclasses.replace(
             spec, period=cfg.calibration, signals={}, plots=None, bootstrap=0,
-            methods={m: (signals[m][0],) for m in order if m in signals}))
+            methods={m: signals[m][0] for m in order if m in signals}))
         report["calibration_fit"] = {"period": format_period(cfg.calibration),
                                      "methods": fit["methods"],
                                      "ml_vs_qdm": fit["meta"].get("ml_vs_qdm")}
+    if not signals:
+        report["meta"]["climate_change_signal"] = (
+            "skipped: no scenario file was given or it does not exist")
     timings["evaluate_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     report["meta"]["timings"] = {k: round(v, 2) for k, v in timings.items()}
@@ -153,7 +202,7 @@ def run(cfg: DemoConfig) -> dict:
         print(markdown_table({"methods": report["calibration_fit"]["methods"],
                               "meta": {"ml_vs_qdm": report["calibration_fit"]["ml_vs_qdm"]}}))
     print()
-    print(f"wrote {cfg.out / 'report.json'}, {held['ml']}, plots in {cfg.out}")
+    print(f"wrote {cfg.out / 'report.json'}, {held['ml'][0]}, plots in {cfg.out}")
     print(f"wall time {timings['total_s']:.1f} s "
           f"(train {timings['train_s']:.1f} s, held-out {timings['correct_heldout_s']:.1f} s, "
           f"signal {timings.get('correct_signal_s', 0.0):.1f} s, "
@@ -165,31 +214,52 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=None,
                    help="sample-data folder (default: $ATMOCORRECT_SAMPLE_DATA or ../shared/data)")
-    p.add_argument("--historical", type=Path, help="historical simulation file")
-    p.add_argument("--reference", type=Path, help="reference file (ERA5)")
-    p.add_argument("--future", type=Path, help="scenario file for the climate-change signal")
-    p.add_argument("--variable", default="tas")
-    p.add_argument("--calibration", default="1979-2004")
-    p.add_argument("--heldout", default="2005-2014")
+    p.add_argument("--historical", type=Path, nargs="+", metavar="FILE",
+                   help="historical simulation file(s) (several: a run split in time)")
+    p.add_argument("--reference", type=Path, nargs="+", metavar="FILE",
+                   help="reference file(s), e.g. ERA5 (several: e.g. one per year)")
+    p.add_argument("--future", type=Path, nargs="+", metavar="FILE",
+                   help="scenario file(s) for the climate-change signal (absent: skipped)")
+    p.add_argument("--variable", default="tas", help="simulation variable (default tas)")
+    p.add_argument("--calibration", default="1979-2004", help="calibration years")
+    p.add_argument("--heldout", default="2005-2014", help="held-out years")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "offline")
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bootstrap", type=int, default=200,
                    help="year resamples for the robustness of ml vs qdm (0: off)")
+    p.add_argument("--outside", choices=("error", "drop"), default="error",
+                   help="model cells outside the reference box: an error, or dropped")
+    p.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
+                   help="period of an accumulated reference amount on a daily axis (ERA5 tp "
+                   "in m: 86400 for daily totals, 3600 for daily means of hourly values)")
+    p.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
+                   help="the reference's name of the variable when not the usual ERA5 one "
+                   "(e.g. tasmax=t2m)")
+    p.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction, default=True,
+                   help="convert a daily reference to the simulation's calendar (noleap, "
+                   "360_day) when they differ (default: yes)")
     a = p.parse_args(argv)
     data = a.data or samples.sample_data_dir()
     if a.historical is None or a.reference is None:
         if data is None:
             p.error(samples.missing_reason())
-        a.historical = a.historical or data / samples.DAILY_HISTORICAL
-        a.reference = a.reference or data / samples.DAILY_REFERENCE
-        a.future = a.future or data / samples.DAILY_SCENARIO
+        a.historical = a.historical or [data / samples.DAILY_HISTORICAL]
+        a.reference = a.reference or [data / samples.DAILY_REFERENCE]
+        a.future = a.future or [data / samples.DAILY_SCENARIO]
     return DemoConfig(
-        historical=a.historical, reference=a.reference, future=a.future, variable=a.variable,
+        historical=tuple(a.historical), reference=tuple(a.reference),
+        future=tuple(a.future) if a.future else None, variable=a.variable,
         calibration=parse_period(a.calibration), heldout=parse_period(a.heldout), out=a.out,
-        steps=a.steps, threads=a.threads, bootstrap=a.bootstrap,
+        steps=a.steps, threads=a.threads, bootstrap=a.bootstrap, outside=a.outside,
+        accumulation_period=a.accumulation_period,
+        reference_names=tuple(parse_mapping(a.reference_name, "--reference-name").items()),
+        convert_calendar=a.convert_calendar,
     )
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    try:
+        run(parse_args())
+    except AtmocorrectError as exc:
+        raise SystemExit(f"run_offline_demo: error: {exc}") from None
