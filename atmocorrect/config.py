@@ -56,6 +56,10 @@ class RunConfig:
         run by libtorch from C++, without entering Python at each step. The environment
         variable ``ATMOCORRECT_BACKEND`` overrides it at run time. Python drivers
         (:func:`atmocorrect.load`) always run the Python path.
+    device:
+        Where the Python backend runs the network: ``auto`` (default) the GPU of this rank's
+        local rank (``local_rank % visible GPUs``) when torch sees one, else the CPU; ``cpu``;
+        ``cuda`` (an error naming the rank when it sees no GPU). The aot backend runs on the CPU.
     """
 
     mode: str = "apply"
@@ -64,6 +68,7 @@ class RunConfig:
     nonfinite: str = "error"
     num_threads: int = 0
     backend: str = "python"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -78,6 +83,10 @@ class RunConfig:
             raise UsageError(f"max_increment must be positive, got {self.max_increment}")
         if self.num_threads < 0:
             raise UsageError(f"num_threads must be >= 0, got {self.num_threads}")
+        from .devices import DEVICE_POLICIES
+
+        if self.device not in DEVICE_POLICIES:
+            raise UsageError(f"device {self.device!r} is not one of {', '.join(DEVICE_POLICIES)}")
         if self.backend not in BACKENDS:
             raise UsageError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
 

@@ -29,6 +29,7 @@ from . import units as _units
 from .checkpoint import Manifest, read_manifest, read_weights
 from .config import RunConfig
 from .decomposition import Decomposition
+from .devices import local_rank_of
 from .errors import (
     AtmocorrectError,
     FieldError,
@@ -373,6 +374,8 @@ def load(
     context = {
         "rank": comm.Get_rank() if comm is not None else 0,
         "num_threads": cfg.num_threads or _default_threads(comm),
+        "device": cfg.device,
+        "local_rank": local_rank_of(comm)[0] if cfg.device != "cpu" else 0,
     }
     predictor = build_predictor(manifest, tensors, context)
     return Corrector(manifest, predictor, comm=comm, run=cfg, directory=directory)

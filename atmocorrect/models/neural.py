@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import Manifest
+from ..devices import gpu_count, select_device
 from ..errors import CheckpointError, ModelError
 from . import register
 
@@ -528,7 +529,8 @@ def _builder(manifest: Manifest, tensors: Mapping[str, Any], context: Mapping[st
         model.net.halo,
         manifest.periodic,
         int(context.get("num_threads", 0)),
-        str(context.get("device", "cpu")),
+        select_device(str(context.get("device", "cpu")), int(context.get("local_rank", 0)), gpu_count(),
+                      rank=context.get("rank")),
     )
 
 
