@@ -66,7 +66,7 @@ def summarize(parsed: dict, nprocs: int) -> dict:
             ratio_wall_of_medians=bc.ratio_of_medians(step, fwd),
         )
     instep = parsed.get("instep", [])
-    if instep and all(len(r["wall"]) == len(order) for r in instep):
+    if instep and all(len(r["wall"]) == len(order) and any(r["wall"]) for r in instep):
         inner = [max(r["wall"][i] for r in instep) for i in range(len(order))]
         res["network_in_step_wall"] = inner
         res["ratio_in_step_wall"] = bc.median_of_ratios(step, inner)

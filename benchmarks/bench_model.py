@@ -297,3 +297,52 @@ def aot_cpp(ckpt: Path, n_windows: int = 4096, reps: int = 3, threads: int = 1) 
         "runner_build_seconds": round(build_s, 1),
         "runner": str(exe.relative_to(bc.REPO)),
     }
+
+
+_CONTROL = r"""
+import sys, time, torch
+from atmocorrect.models.neural import WindowPredictor, build_net
+torch.set_num_threads(1)
+torch.manual_seed(0)
+n, reps = int(sys.argv[1]), int(sys.argv[2])
+net = build_net("transformer", 4, 5, [0, 1, 2, 3], (1, 1), {"n_levels": 5}).eval()
+w = torch.randn(n, 4, 5, 3, 3)
+times = []
+with torch.inference_mode():
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        for part in w.split(WindowPredictor.chunk_windows):
+            net(part)
+        times.append(time.perf_counter() - t0)
+times = sorted(times[1:])
+print(times[len(times) // 2])
+"""
+
+
+def machine_scaling_control(n_windows: int = 8192, reps: int = 3, pairs: int = 2) -> dict:
+    """The same forward in 1 and in 2 independent plain-Python processes (no MPI, no
+    atmocorrect coupling, 1 thread each): what the machine itself allows two ranks."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if bc.SOURCE:
+        env["PYTHONPATH"] = bc.SOURCE
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-c", _CONTROL, str(n_windows), str(reps)]
+
+    def run(k: int) -> float:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError("the scaling control process failed")
+        return max(float(o.strip().splitlines()[-1]) for o in outs)
+
+    effs = []
+    for i in range(pairs):
+        t = {}
+        for k in ((1, 2) if i % 2 == 0 else (2, 1)):
+            t[k] = run(k)
+        effs.append(t[1] / t[2])
+    return {"efficiency": bc.median(effs), "per_pair": effs, "n_windows": n_windows, "reps": reps}

@@ -170,6 +170,10 @@ def run_online(res: Results, cfg: dict, groups: set[str], log) -> None:
         cpu_pairs = [bc.median(o["step_cpu"]) / bc.median(t["step_cpu"]) for o, t in pairs]
         eff = bc.median(eff_pairs)
         net_eff = bc.median(net_pairs) if net_pairs else None
+        log("scaling: control, the same forward in 1 and 2 independent processes (no MPI)")
+        import bench_model as bm
+
+        control = bm.machine_scaling_control(sc["nx"] * sc["ny"], pairs=3)
         res.details["scaling"] = {
             "efficiency_per_pair": eff_pairs,
             "network_only_efficiency_per_pair": net_pairs,
@@ -180,13 +184,15 @@ def run_online(res: Results, cfg: dict, groups: set[str], log) -> None:
             "step_2ranks": [t["step_wall"] for _o, t in pairs],
             "block_per_rank": [sc["nx"], sc["ny"], small["nz"]],
             "threads_per_rank": pairs[0][0]["ref"].get("threads"),
+            "machine_control": control,
         }
         res.set("mpi_weak_scaling_efficiency", eff,
                 f"t(1 rank)/t(2 ranks) of atmocorrect_step (wall, median), {sc['nx']}x{sc['ny']}x"
                 f"{small['nz']} x 4 fields per rank, 1 torch thread per rank, {sc['pairs']} pairs of "
                 f"runs alternating 1 and 2 ranks, median of the pairs; by CPU time "
                 f"{_fmt(bc.median(cpu_pairs))}; the network alone, timed inside the same steps, "
-                f"scales at {_fmt(net_eff)}")
+                f"scales at {_fmt(net_eff)}; control without MPI or atmocorrect (the same forward "
+                f"in 1 and in 2 independent Python processes, 1 thread each): {_fmt(control['efficiency'])}")
     if not want_coupling:
         return
     sizes = {"128x64x5_per_rank": s}
