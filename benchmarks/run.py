@@ -60,7 +60,7 @@ GROUPS = ("coupling", "scaling", "roofline", "train", "aot", "offline")
 SIZES = {
     "full": {
         "small": {"nx": 256, "ny": 64, "nz": 5, "nprocs": 2, "reps": 5},     # 128 x 64 x 5 per rank
-        "large": {"nx": 360, "ny": 180, "nz": 10, "nprocs": 2, "reps": 3},   # 360 x 180 x 10 global
+        "large": {"nx": 360, "ny": 180, "nz": 10, "nprocs": 2, "reps": 5},   # 360 x 180 x 10 global
         "scaling": {"nx": 128, "ny": 64, "nz": 5, "reps": 2, "pairs": 3},    # one rank's block
         "roofline": {"n_windows": 8192, "reps": 5, "mm_size": 2048, "profile": True},
         "train": {"steps": 40, "warmup": 5},
