@@ -22,15 +22,15 @@ MPI_ENV = {
 }
 
 
-def sample_data_dir() -> Path:
-    return Path(os.environ.get("ATMOCORRECT_SAMPLE_DATA", REPO.parent / "shared" / "data"))
-
-
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
-    path = sample_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"sample data not found at {path} (set ATMOCORRECT_SAMPLE_DATA)")
+    """The real ERA5/CMIP6 samples (``$ATMOCORRECT_SAMPLE_DATA`` or ``../shared/data``),
+    found as the package finds them; the test is skipped with the reason when absent."""
+    from atmocorrect.data import samples
+
+    path = samples.sample_data_dir()
+    if path is None:
+        pytest.skip(samples.missing_reason())
     return path
 
 

@@ -25,11 +25,8 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @pytest.fixture(scope="module")
-def data():
-    d = samples.sample_data_dir()
-    if d is None:
-        pytest.skip(samples.missing_reason())
-    return d
+def data(sample_data):
+    return sample_data
 
 
 @pytest.fixture(scope="module")

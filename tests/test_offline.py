@@ -33,11 +33,8 @@ CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
 
 
 @pytest.fixture(scope="module")
-def data():
-    d = samples.sample_data_dir()
-    if d is None:
-        pytest.skip(samples.missing_reason())
-    return d
+def data(sample_data):
+    return sample_data
 
 
 @pytest.fixture(scope="module")

@@ -39,11 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def data():
-    d = samples.sample_data_dir()
-    if d is None:
-        pytest.skip(samples.missing_reason())
-    return d
+def data(sample_data):
+    return sample_data
 
 
 def _open(path) -> xr.Dataset:
