@@ -18,12 +18,18 @@ import bench_common as bc
 def train_throughput(steps: int = 40, warmup: int = 5, n_samples: int = 4096, sites: int = 8,
                      config: str = "training/lorenz96_transformer.toml") -> dict:
     import torch
-    from torch import nn
 
     from atmocorrect.training import distributed
     from atmocorrect.training.config import ExperimentConfig
     from atmocorrect.training.dataset import Split, TrainingSet
-    from atmocorrect.training.trainer import OneStepLoss, _batches, _lr, _periodic, build_model
+    from atmocorrect.training.trainer import (
+        OneStepLoss,
+        _batches,
+        _lr,
+        _periodic,
+        build_model,
+        optimizer_step,
+    )
 
     cfg = ExperimentConfig.from_toml(bc.REPO / config)
     torch.set_num_threads(max(1, cfg.train.threads))
@@ -51,17 +57,9 @@ def train_throughput(steps: int = 40, warmup: int = 5, n_samples: int = 4096, si
         t0 = time.perf_counter()
         c0 = time.thread_time()
         lr = _lr(bi, total, cfg.train.lr, cfg.train.min_lr, cfg.train.warmup_steps)
-        for grp in opt.param_groups:
-            grp["lr"] = lr
         xb, yb = split.x[idx], split.target[idx]  # the trainer's data loading
         t1 = time.perf_counter()
-        loss = loss_fn(xb, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.net.parameters(), cfg.train.grad_clip)
-        opt.step()
-        float(loss.detach())
+        optimizer_step(loss_fn, (xb, yb), opt, lr, cfg.train.grad_clip)  # the trainer's step
         t2 = time.perf_counter()
         if bi >= warmup:
             load_t.append(t1 - t0)

@@ -215,6 +215,28 @@ def _rollout_batch(split: Split, idx: torch.Tensor, steps: int) -> tuple[torch.T
     return split.truth[m, t], split.truth[m[:, None], tt]
 
 
+def optimizer_step(
+    runner: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    opt: torch.optim.Optimizer,
+    lr: float,
+    grad_clip: float,
+    amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> float:
+    """One training step: the loss of ``runner(*inputs)`` (under ``amp``), backward, gradient
+    clipping, the optimizer's step at learning rate ``lr``; returns the loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with amp():
+        loss = runner(*inputs)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
 def _on_device(data: TrainingSet, device: torch.device) -> TrainingSet:
     """The training set with its sample tensors on ``device`` (indices and masks stay on the
     CPU): a GPU then gathers its batches from its own memory, with no copy per step."""
@@ -388,22 +410,12 @@ def train(
                 running = 0.0
                 for bi, idx in enumerate(bar):
                     lr = _lr(epoch * steps_per_epoch + bi, total_steps, base_lr, floor_lr, warm)
-                    for g in opt.param_groups:
-                        g["lr"] = lr
                     if stage == "onestep":
                         di = idx.to(device)
-                        with amp():
-                            loss = runner(split.x[di], split.target[di])
+                        inputs = (split.x[di], split.target[di])
                     else:
-                        x0, tr = _rollout_batch(split, items[idx], cfg.finetune.rollout_steps)
-                        with amp():
-                            loss = runner(x0, tr)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.train.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.net.parameters(), cfg.train.grad_clip)
-                    opt.step()
-                    running += float(loss.detach())
+                        inputs = _rollout_batch(split, items[idx], cfg.finetune.rollout_steps)
+                    running += optimizer_step(runner, inputs, opt, lr, cfg.train.grad_clip, amp)
                 train_loss = distributed.all_mean(running / max(1, len(batches)), world)
                 model.eval()
                 val = _eval_onestep(onestep, data.validation)
