@@ -350,7 +350,9 @@ struct ac_aot {
     }
   }
 
-  at::Tensor windows() const {  // (N, F, L, *W), as windows() in models/neural.py
+  // The windows as a strided view (1, *S, F, L, *W) of the batch: no copy (windows() in
+  // models/neural.py reshapes this view; run_model copies it one chunk at a time instead).
+  at::Tensor window_view() const {
     at::Tensor out = batch;
     for (int64_t d = 0; d < nd; ++d) out = out.unfold(3 + d, 2 * halo[d] + 1, 1);
     std::vector<int64_t> perm = {0};
@@ -358,20 +360,25 @@ struct ac_aot {
     perm.push_back(1);
     perm.push_back(2);
     for (int64_t d = 0; d < nd; ++d) perm.push_back(3 + nd + d);
-    out = out.permute(perm);
-    std::vector<int64_t> shape = {-1, F, L};
-    for (int64_t d = 0; d < nd; ++d) shape.push_back(2 * halo[d] + 1);
-    return out.reshape(shape);
+    return out.permute(perm);
   }
 
-  at::Tensor run_model(const at::Tensor &w) {
-    int64_t n = w.size(0);
-    at::Tensor out = at::empty({n, Fc, L}, at::kFloat);
-    for (int64_t start = 0; start < n; start += chunk) {
-      int64_t k = std::min(chunk, n - start);
-      at::Tensor part = w.narrow(0, start, k);
+  // The compiled model over blocks of rows of the first spatial dimension, about `chunk`
+  // windows each (as WindowPredictor.tendency_batch): each block's windows are copied while
+  // in cache, never the whole block's 9x larger window array at once. Returns (N, Fc, L).
+  at::Tensor run_model(const at::Tensor &view) {
+    std::vector<int64_t> wshape = {-1, F, L};
+    for (int64_t d = 0; d < nd; ++d) wshape.push_back(2 * halo[d] + 1);
+    int64_t rows_total = nd ? interior[0] : 1, per_row = 1;
+    for (int64_t d = 1; d < nd; ++d) per_row *= interior[d];
+    int64_t rows = std::max<int64_t>(1, chunk / std::max<int64_t>(1, per_row));
+    at::Tensor out = at::empty({rows_total * per_row, Fc, L}, at::kFloat);
+    for (int64_t r0 = 0; r0 < rows_total; r0 += rows) {
+      int64_t nr = std::min(rows, rows_total - r0);
+      at::Tensor part = (nd ? view.narrow(1, r0, nr) : view).reshape(wshape).contiguous();
+      int64_t k = part.size(0);
       if (k == 1) part = at::cat({part, part});  // the package's batch dimension starts at 2
-      std::vector<at::Tensor> res = loader->run({part.contiguous()});
+      std::vector<at::Tensor> res = loader->run({part});
       if (res.empty()) throw std::runtime_error("the compiled model returned no output");
       at::Tensor o = res[0];
       if (o.dim() != 3 || o.size(0) != part.size(0) || o.size(1) != Fc || o.size(2) != L) {
@@ -380,7 +387,7 @@ struct ac_aot {
           << Fc << ", " << L << "]";
         throw std::runtime_error(m.str());
       }
-      out.narrow(0, start, k).copy_(o.narrow(0, 0, k));
+      out.narrow(0, r0 * per_row, k).copy_(o.narrow(0, 0, k));
     }
     return out;
   }
@@ -426,7 +433,7 @@ struct ac_aot {
     try {
       fill_batch();
       exchange();
-      at::Tensor out = run_model(windows());  // (N, Fc, L)
+      at::Tensor out = run_model(window_view());  // (N, Fc, L)
       std::vector<int64_t> sfl(interior.begin(), interior.end());
       sfl.push_back(Fc);
       sfl.push_back(L);
