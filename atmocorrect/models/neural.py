@@ -475,7 +475,7 @@ class WindowPredictor:
             r = res[:, i, :].reshape(*interior, *(level_shape or ()))
             if not level_shape:
                 r = r.reshape(interior)
-            result[name] = np.ascontiguousarray(r)
+            result[name] = r  # a view of res: the caller's increment arithmetic makes the copy
         return result
 
     def batch_tendency(self, x: torch.Tensor) -> torch.Tensor:
