@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.pairs import PairConfig
     from ..data.timeaxis import parse_period
     from ..offline.apply import CorrectionRequest, check_paths, correct_file
-    from ..offline.config import ApplyConfig, TrainConfig
-    from ..offline.train import parse_mapping, train_offline
+    from ..offline.config import ApplyConfig, TrainConfig, parse_mapping
+    from ..offline.train import train_offline
 
     started = time.perf_counter()
     check_paths(args.input, args.output, args.overwrite)

@@ -15,7 +15,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ..errors import UsageError
@@ -175,3 +175,18 @@ class ApplyConfig:
 
     def nodes(self, frequency: str) -> int:
         return 12 if frequency in ("month", "year") else self.season_nodes
+
+
+def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``, for repeated ``--option KEY=VALUE``.
+
+    >>> parse_mapping(["tas=t2m"], "--reference-name")
+    {'tas': 't2m'}
+    """
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{what} {item!r} is not of the form KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

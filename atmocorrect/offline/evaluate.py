@@ -39,6 +39,7 @@ from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
 from ..errors import DataError, UsageError
+from .config import parse_mapping
 from .metrics import (
     METRICS,
     SIGNAL_METRICS,
@@ -285,16 +286,6 @@ example (the held-out decade of the shipped daily pair):
 """
 
 
-def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"{what} {item!r} is not NAME=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``atmocorrect evaluate offline``."""
     parser.add_argument("--reference", nargs="+", required=True, metavar="FILE",
@@ -327,9 +318,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    methods = {k: (v,) for k, v in _pairs(args.method, "--method").items()}
+    methods = {k: (v,) for k, v in parse_mapping(args.method, "--method").items()}
     signals = {}
-    for k, v in _pairs(args.signal, "--signal").items():
+    for k, v in parse_mapping(args.signal, "--signal").items():
         if ":" not in v:
             raise UsageError(f"--signal {k}={v}: expected BASELINE_FILE:FUTURE_FILE")
         b, f = v.split(":", 1)
@@ -342,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         signals=signals,
         baseline_period=parse_period(args.baseline_period),
         pair=PairConfig(variables=tuple(args.variables),
-                        reference_names=_pairs(args.reference_name, "--reference-name"),
+                        reference_names=parse_mapping(args.reference_name, "--reference-name"),
                         outside=args.outside, convert_calendar=args.convert_calendar,
                         accumulation_period=args.accumulation_period),
         plots=args.plots,

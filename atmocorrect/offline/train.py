@@ -41,7 +41,7 @@ from ..data.timeaxis import (
 )
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
-from .config import ApplyConfig, NetworkConfig, TrainConfig
+from .config import ApplyConfig, NetworkConfig, TrainConfig, parse_mapping
 from .features import point_features
 
 MIN_VALUES_PER_POINT = 24
@@ -458,16 +458,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing checkpoint directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"{what} {item!r} is not of the form KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,9 +48,9 @@ from atmocorrect.data.pairs import PairConfig  # noqa: E402
 from atmocorrect.data.readers import open_many  # noqa: E402
 from atmocorrect.data.timeaxis import format_period, parse_period, require_period  # noqa: E402
 from atmocorrect.errors import AtmocorrectError, DataError  # noqa: E402
-from atmocorrect.offline.config import TrainConfig  # noqa: E402
+from atmocorrect.offline.config import TrainConfig, parse_mapping  # noqa: E402
 from atmocorrect.offline.evaluate import EvaluationSpec, evaluate, markdown_table  # noqa: E402
-from atmocorrect.offline.train import parse_mapping, train_offline  # noqa: E402
+from atmocorrect.offline.train import train_offline  # noqa: E402
 
 CLASSICAL = ("linear-scaling", "quantile-mapping", "qdm")
 
