@@ -84,7 +84,76 @@ def roofline(n_windows: int, n_levels: int = 5, reps: int = 5, threads: int = 1,
     if profile:
         res["profile"] = torch_profile(net, w[: min(n_windows, 4096)])
         res["chunked"] = chunk_sweep(net, w, [n_windows, 1024, 256], flops)
+        res["size_sweep"] = size_sweep(n_levels, chunk, a, b)
+        res["compiled"] = compiled_fraction(net, w[: min(n_windows, 2048)], chunk, a, b)
     return res
+
+
+def _fraction(fn, flops: float, a, b, reps: int = 3) -> float:
+    """Median over ``reps`` alternating pairs of (FLOP/s of ``fn``) / (FLOP/s of ``a @ b``)."""
+    import torch
+
+    fn()  # warm-up
+    fracs = []
+    for _ in range(reps):
+        _w, f_cpu = _timed(fn)
+        _w, m_cpu = _timed(lambda: torch.mm(a, b))
+        fracs.append((flops / f_cpu) / (2.0 * a.shape[0] ** 3 / m_cpu))
+    return bc.median(fracs)
+
+
+def _flops(net, w) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(w)
+    return float(counter.get_total_flops())
+
+
+def size_sweep(n_levels: int, chunk: int, a, b, n_windows: int = 1024) -> list[dict]:
+    """The roofline fraction of larger transformers on the same windows: is the miss the
+    model's size or the implementation? (Same chunks, thread, clock and matmul.)"""
+    import torch
+
+    from atmocorrect.models.neural import Transformer
+
+    fields = len(bc.FIELDS)
+    w = torch.randn(n_windows, fields, n_levels, 3, 3)
+    rows = []
+    for d_model, heads, ff in ((64, 4, 128), (128, 4, 512), (256, 8, 1024)):
+        torch.manual_seed(0)
+        net = Transformer(fields, n_levels, list(range(fields)), (1, 1), d_model=d_model,
+                          heads=heads, layers=2, ff=ff).eval()
+        flops = _flops(net, w)
+        with torch.inference_mode():
+            frac = _fraction(lambda net=net: [net(x) for x in w.split(chunk)], flops, a, b)
+        rows.append({"d_model": d_model, "heads": heads, "ff": ff,
+                     "mflop_per_window": round(flops / n_windows / 1e6, 2),
+                     "roofline_fraction": round(frac, 3)})
+    return rows
+
+
+def compiled_fraction(net, w, chunk: int, a, b) -> dict:
+    """The default transformer through ``torch.compile`` (Inductor's fused CPU kernels), not
+    used by the product (compiling takes longer than init_seconds allows), measured to see
+    how much of the miss fusion recovers."""
+    import torch
+
+    t0 = time.perf_counter()
+    try:
+        compiled = torch.compile(net, dynamic=False)
+        with torch.inference_mode():
+            compiled(w[:chunk])
+    except Exception as err:  # no C++ compiler, unsupported op: record why
+        return {"error": f"{type(err).__name__}: {err}"[:300]}
+    compile_s = time.perf_counter() - t0
+    flops = _flops(net, w)
+    with torch.inference_mode():
+        frac_c = _fraction(lambda: [compiled(x) for x in w.split(chunk)], flops, a, b)
+        frac_e = _fraction(lambda: [net(x) for x in w.split(chunk)], flops, a, b)
+    return {"roofline_fraction_compiled": round(frac_c, 3), "roofline_fraction_eager": round(frac_e, 3),
+            "compile_seconds": round(compile_s, 1)}
 
 
 def torch_profile(net, w, top: int = 8) -> list[dict]:
