@@ -277,6 +277,7 @@ def test_monthly_multivariable_correction(data, monthly_ckpt, tmp_path):
     assert m.field_names == ("tas", "pr", "psl")
     assert m.normalization["pr"]["transform"] == "log"
     assert m.hyperparameters["frequency"] == "month"
+    assert m.hyperparameters["network"]["ramps"] == 8  # monthly pr has no dry months here
     # the two model cells inside the ERA5 box, one file per variable in the input
     inputs = {}
     for v, p in samples.MONTHLY_HISTORICAL.items():

@@ -276,7 +276,8 @@ def _daily_from_monthly(da: xr.DataArray, calendar: str, seed: int) -> xr.DataAr
 def test_daily_precipitation_flux_against_era5_tp_in_metres(data, tmp_path):
     """CMIP6 daily pr (kg m-2 s-1, noleap, 8 x 5 grid) against ERA5 daily tp (m per day,
     standard calendar, north to south, 0.5 deg): accumulation period required, calendars
-    converted, cells outside the ERA5 box dropped; dry days stay dry, amounts stay >= 0."""
+    converted, cells outside the ERA5 box dropped; amounts stay >= 0 and the wet-day threshold
+    (0.1 mm/day, in kg m-2 s-1) is recorded for the dry-day handling (test_offline_wetdays)."""
     years = slice("1979", "1990")
     pr = _open(data / samples.MONTHLY_HISTORICAL["pr"])["pr"].sel(time=years)
     sim = _write(_daily_from_monthly(pr, "noleap", 0).to_dataset(), tmp_path / "pr_day.nc",
@@ -293,7 +294,9 @@ def test_daily_precipitation_flux_against_era5_tp_in_metres(data, tmp_path):
     ratio = float(pair.ref["pr"].mean() / pair.sim["pr"].mean())
     assert 0.3 < ratio < 3.0  # m per day -> kg m-2 s-1, not off by 1000 or 86400
     ckpt = train_offline([sim], [ref], tmp_path / "ck", cfg, TrainConfig(steps=STEPS, **SHORT))
-    assert read_manifest(ckpt).normalization["pr"]["transform"] == "log"
+    norm = read_manifest(ckpt).normalization["pr"]
+    assert norm["transform"] == "log"
+    assert norm["wet_threshold"] * 86400 == pytest.approx(0.1)
     # trained with outside="drop": the full 8 x 5 input is corrected on the 2 cells calibrated
     out = correct_file(CorrectionRequest(method="ml", inputs=(sim,), model=ckpt,
                                          output=tmp_path / "ml.nc"))
@@ -303,7 +306,7 @@ def test_daily_precipitation_flux_against_era5_tp_in_metres(data, tmp_path):
     x = _open(sim)["pr"].sel(lat=res["lat"], lon=res["lon"]).values
     y = res["pr"].values
     assert (y >= 0).all() and np.isfinite(y).all()
-    assert (y[x == 0] == 0).all()
+    assert x.shape == y.shape and ((y == 0) | (y >= norm["wet_threshold"])).all()
     qdm = correct_file(CorrectionRequest(method="qdm", inputs=(sim,), model=ckpt,
                                          output=tmp_path / "qdm.nc"))
     q = _open(qdm)["pr"]

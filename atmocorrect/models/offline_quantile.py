@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -59,17 +60,132 @@ def quantile_from_coeffs(coeffs: torch.Tensor, z: torch.Tensor, ramps: int) -> t
     return q
 
 
-class QuantileNet(nn.Module):
-    """MLP trunk shared by the reference and simulation heads (one per source)."""
+@dataclasses.dataclass(frozen=True)
+class TokenLayout:
+    """How a flat input row of the transformer trunk is laid out:
+    ``[season (2 harmonics) | variable one-hot (n_vars) | point (3) | padding mask (T) |
+    patches (T * patch_dim)]`` with ``T = n_vars * tokens_per_var`` tokens."""
 
-    def __init__(self, n_inputs: int, hidden: int, layers: int, ramps: int, sources: int = 2):
+    harmonics: int
+    n_vars: int
+    tokens_per_var: int
+    patch_dim: int
+
+    @property
+    def tokens(self) -> int:
+        return self.n_vars * self.tokens_per_var
+
+    @property
+    def n_cond(self) -> int:
+        return 2 * self.harmonics + self.n_vars + POINT_COLUMNS
+
+    @property
+    def n_inputs(self) -> int:
+        return self.n_cond + self.tokens * (1 + self.patch_dim)
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+#: Point columns of the transformer's query: standardised latitude, sin and cos longitude (the
+#: first three point features).
+POINT_COLUMNS = 3
+
+
+class MaskedBlock(nn.Module):
+    """Pre-norm transformer block (self-attention, GELU feed-forward) whose attention ignores
+    padding tokens (a key padding mask: they are never attended to)."""
+
+    def __init__(self, d_model: int, heads: int, ff: int) -> None:
         super().__init__()
-        mods: list[nn.Module] = []
-        width = n_inputs
-        for _ in range(layers):
-            mods += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        self.trunk = nn.Sequential(*mods)
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff1 = nn.Linear(d_model, ff)
+        self.ff2 = nn.Linear(ff, d_model)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``x`` (n, t, d); ``keep`` (n, 1, 1, t) bool, False for padding keys."""
+        n, t, d = x.shape
+        q, k, v = (self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, d // self.heads)
+                   .permute(2, 0, 3, 1, 4))
+        a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
+        return x + self.ff2(nn.functional.gelu(self.ff1(self.norm2(x))))
+
+
+class TransformerTrunk(nn.Module):
+    """Climatology-patch tokens of every (variable, neighbourhood cell), attention across them.
+
+    Each token is a space-time patch of one variable's calibration climatology at one cell
+    (monthly means and spreads), embedded linearly, plus a learned embedding of its variable
+    and of its offset from the centre cell, plus the conditioning of the query (season
+    harmonics, target variable, point position), which is also the content of an extra query
+    token. After the pre-norm blocks the query token is read out. Padding tokens (cells
+    outside the grid) are masked out of attention: their content never reaches the output.
+    """
+
+    def __init__(self, layout: TokenLayout, d_model: int, heads: int, layers: int) -> None:
+        super().__init__()
+        self.layout = layout
+        self.cond = nn.Linear(layout.n_cond, d_model)
+        self.embed = nn.Linear(layout.patch_dim, d_model)
+        self.var_emb = nn.Parameter(0.02 * torch.randn(layout.n_vars, 1, d_model))
+        self.pos_emb = nn.Parameter(0.02 * torch.randn(1, layout.tokens_per_var, d_model))
+        self.query = nn.Parameter(0.02 * torch.randn(d_model))
+        self.blocks = nn.ModuleList(MaskedBlock(d_model, heads, 2 * d_model)
+                                    for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.width = d_model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lay = self.layout
+        n, t = x.shape[0], lay.tokens
+        c0 = lay.n_cond
+        cond = self.cond(x[:, :c0])  # (n, d)
+        pad = x[:, c0:c0 + t] > 0.5  # True: padding
+        patches = x[:, c0 + t:].reshape(n, t, lay.patch_dim)
+        ident = (self.var_emb + self.pos_emb).reshape(1, t, self.width)
+        used = ~pad.all(dim=0)  # tokens that are padding in every row cannot change anything:
+        if not bool(used.all()):  # leave them out (exact; most of a 3 x 3 on a 4 x 1 grid)
+            patches, pad, ident = patches[:, used], pad[:, used], ident[:, used]
+        tok = self.embed(patches) + ident + cond[:, None, :]
+        h = torch.cat([(self.query + cond)[:, None, :], tok], dim=1)
+        keep = torch.cat([torch.ones(n, 1, dtype=torch.bool, device=x.device), ~pad], dim=1)
+        keep = keep[:, None, None, :]
+        for block in self.blocks:
+            h = block(h, keep)
+        return self.norm(h[:, 0])
+
+
+class QuantileNet(nn.Module):
+    """A trunk (MLP, or transformer over climatology-patch tokens) shared by the reference
+    and simulation heads (one per source)."""
+
+    def __init__(self, n_inputs: int, hidden: int, layers: int, ramps: int, sources: int = 2,
+                 *, trunk: str = "mlp", layout: TokenLayout | None = None, d_model: int = 32,
+                 heads: int = 2, transformer_layers: int = 2):
+        super().__init__()
+        self.trunk_kind = trunk
+        self.layout = layout
+        if trunk == "transformer":
+            if layout is None:
+                raise ModelError("the transformer trunk needs a token layout")
+            if layout.n_inputs != n_inputs:
+                raise ModelError(f"token layout has {layout.n_inputs} inputs, not {n_inputs}")
+            self.trunk: nn.Module = TransformerTrunk(layout, d_model, heads, transformer_layers)
+            width = d_model
+        elif trunk == "mlp":
+            mods: list[nn.Module] = []
+            width = n_inputs
+            for _ in range(layers):
+                mods += [nn.Linear(width, hidden), nn.SiLU()]
+                width = hidden
+            self.trunk = nn.Sequential(*mods)
+        else:
+            raise ModelError(f"unknown trunk {trunk!r} (mlp or transformer)")
         self.ramps = ramps
         self.sources = sources
         self.n_coeffs = 4 + ramps
@@ -96,15 +212,37 @@ class QuantileNet(nn.Module):
         )
 
 
+def trunk_of(hyper: Mapping[str, Any]) -> str:
+    """The trunk of a checkpoint's hyperparameters; checkpoints written before the trunk was
+    selectable have no key and are MLPs."""
+    return str(hyper["network"].get("trunk", "mlp"))
+
+
 def build_net(hyper: Mapping[str, Any]) -> QuantileNet:
     net = hyper["network"]
-    return QuantileNet(
-        n_inputs=int(hyper["n_inputs"]),
-        hidden=int(net["hidden"]),
-        layers=int(net["layers"]),
-        ramps=int(net["ramps"]),
-        sources=len(SOURCES),
-    )
+    trunk = trunk_of(hyper)
+    layout = None
+    if trunk == "transformer":
+        try:
+            layout = TokenLayout(**{k: int(v) for k, v in hyper["tokens"].items()})
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"transformer checkpoint lacks a valid token layout: {exc}"
+                                  ) from exc
+    try:
+        return QuantileNet(
+            n_inputs=int(hyper["n_inputs"]),
+            hidden=int(net.get("hidden", 64)),
+            layers=int(net.get("layers", 2)),
+            ramps=int(net["ramps"]),
+            sources=len(SOURCES),
+            trunk=trunk,
+            layout=layout,
+            d_model=int(net.get("d_model", 32)),
+            heads=int(net.get("heads", 2)),
+            transformer_layers=int(net.get("transformer_layers", 2)),
+        )
+    except ModelError as exc:
+        raise CheckpointError(f"offline checkpoint: {exc}") from exc
 
 
 def input_features(
@@ -119,6 +257,24 @@ def input_features(
     return np.concatenate(
         [season_features(season, harmonics), point_feats.astype(np.float32), onehot], axis=1
     )
+
+
+def token_inputs(
+    season: np.ndarray, point_feats: np.ndarray, patches: np.ndarray, mask: np.ndarray,
+    var_index: int, layout: TokenLayout,
+) -> np.ndarray:
+    """Rows of transformer input (see :class:`TokenLayout`): ``point_feats`` (n, >= 3) of
+    which the first three columns (lat, sin/cos lon) are used, ``patches`` (n, T, patch_dim),
+    ``mask`` (n, T) True for padding."""
+    from ..offline.features import season_features
+
+    n = season.shape[0]
+    onehot = np.zeros((n, layout.n_vars), dtype=np.float32)
+    onehot[:, var_index] = 1.0
+    return np.concatenate(
+        [season_features(season, layout.harmonics), onehot,
+         point_feats[:, :POINT_COLUMNS].astype(np.float32), mask.astype(np.float32),
+         patches.reshape(n, -1).astype(np.float32)], axis=1)
 
 
 class OfflineQuantileModel:
@@ -140,6 +296,10 @@ class OfflineQuantileModel:
             self.lon = tensors["grid.lon"].double().numpy()
             self.point_feats = tensors["grid.features"].float().numpy()
             self.moments = {v: tensors[f"clim.{v}"].double().numpy() for v in self.variables}
+            self.trunk = trunk_of(self.hyper)
+            if self.trunk == "transformer":
+                self.patches = tensors["grid.patches"].float().numpy()
+                self.patch_mask = tensors["grid.patch_mask"].numpy().astype(bool)
             state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         except KeyError as exc:
             raise CheckpointError(f"offline checkpoint lacks tensor {exc}") from exc
@@ -220,6 +380,10 @@ class OfflineQuantileModel:
         return out.double().numpy()
 
     def _feats(self, var: str, point: np.ndarray, season: np.ndarray) -> np.ndarray:
+        if self.trunk == "transformer":
+            return token_inputs(season, self.point_feats[point], self.patches[point],
+                                self.patch_mask[point], self.variables.index(var),
+                                self.net.layout)
         return input_features(season, self.point_feats[point], self.variables.index(var),
                               len(self.variables), self.harmonics)
 

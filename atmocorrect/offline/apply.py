@@ -55,6 +55,7 @@ from .climatology import (
     fit_moments,
 )
 from .config import METHODS, ApplyConfig
+from .wetdays import jitter_dry, restore_dry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +192,9 @@ def ml_correct_points(
     """
     from scipy.special import ndtri
 
-    y = model.forward_transform(var, np.asarray(x, dtype=np.float64))
+    norm = model.norm[var]
+    wet = float(norm.get("wet_threshold", 0.0))  # absent: checkpoints before SSR
+    y = model.forward_transform(var, jitter_dry(np.asarray(x, dtype=np.float64), wet, points))
     T, n = y.shape
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes
@@ -265,8 +268,9 @@ def ml_correct_points(
             coef = np.nan_to_num(fit_columns(d, diff))
             delta[rows] += d @ coef
     out = model.inverse_transform(var, y + np.where(np.isfinite(delta), delta, 0.0))
-    norm = model.norm[var]
-    if norm["transform"] == "log":
+    if wet > 0:
+        out = restore_dry(out, wet)
+    elif norm["transform"] == "log":  # no wet-day threshold: dry values stay dry
         out = np.where(x <= norm.get("dry", 0.0), x, out)
     return np.where(np.isfinite(x), out, np.nan)
 

@@ -33,31 +33,93 @@ def default_transform(variable: str) -> Transform:
     return "log" if variable in RATIO_VARIABLES else "identity"
 
 
+TRUNKS = ("mlp", "transformer")
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """The quantile network: an MLP from (season, point, neighbourhood, variable) features to
-    the coefficients of a monotone quantile function in the standard-normal score z.
+    """The quantile network: a trunk from (season, point, neighbourhood, variable) to the
+    coefficients of a monotone quantile function in the standard-normal score z.
 
+    trunk:
+        ``mlp``: an MLP on flat features (season harmonics, point lat/lon, calibration mean
+        and spread of each variable at the point and averaged over its neighbourhood, variable
+        one-hot). ``transformer``: one token per (variable, neighbourhood cell) carrying a
+        space-time patch of that cell's calibration climatology (monthly means and standard
+        deviations), attention across all of them and a query token conditioned on season,
+        point and target variable (cells outside the grid are masked out of attention).
+    hidden, layers:
+        Width and depth of the MLP trunk.
+    d_model, heads, transformer_layers:
+        Sizes of the transformer trunk (token width, attention heads, pre-norm blocks).
     harmonics:
         Seasonal harmonics (sin/cos of 2 pi k f, k = 1..harmonics) in the input.
     ramps:
-        Number of tanh ramps in the quantile function (shape beyond mean and spread).
+        Number of tanh ramps in the quantile function (shape beyond mean and spread); 0
+        (default) chooses: 8, or 16 when a corrected variable has dry days (below its wet-day
+        threshold on more than 1 % of the calibration steps, as daily precipitation): the step
+        from its dry to its wet part needs narrower ramps (on the daily-precipitation variant
+        of docs/offline.md 8 ramps left the calibration median of one point 0.30 mm/day low,
+        16 ramps 0.17).
     neighbourhood:
-        Radius, in grid cells, of the neighbourhood whose climatology is an input.
+        Radius, in grid cells, of the neighbourhood whose climatology is an input (the
+        transformer has (2 radius + 1)**2 tokens per variable).
+
+    >>> NetworkConfig(trunk="attention")
+    Traceback (most recent call last):
+    ...
+    atmocorrect.errors.UsageError: network trunk must be one of mlp, transformer, got 'attention'
     """
 
+    trunk: str = "mlp"
     hidden: int = 64
     layers: int = 2
+    d_model: int = 32
+    heads: int = 2
+    transformer_layers: int = 2
     harmonics: int = 6
-    ramps: int = 8
+    ramps: int = 0
     neighbourhood: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "harmonics", "ramps"):
+        if self.trunk not in TRUNKS:
+            raise UsageError(
+                f"network trunk must be one of {', '.join(TRUNKS)}, got {self.trunk!r}")
+        for name in ("hidden", "layers", "harmonics", "d_model", "heads",
+                     "transformer_layers"):
             if getattr(self, name) < 1:
                 raise UsageError(f"network {name} must be >= 1, got {getattr(self, name)}")
+        if self.ramps < 0:
+            raise UsageError(f"network ramps must be >= 1 (or 0: automatic), got {self.ramps}")
+        if self.d_model % self.heads:
+            raise UsageError(f"network d_model ({self.d_model}) must be a multiple of heads "
+                             f"({self.heads})")
         if self.neighbourhood < 0:
             raise UsageError(f"neighbourhood must be >= 0, got {self.neighbourhood}")
+
+    def resolved(self, has_dry_days: bool) -> NetworkConfig:
+        """The configuration with automatic settings chosen for the data.
+
+        >>> NetworkConfig().resolved(has_dry_days=True).ramps, NetworkConfig(ramps=4).resolved(True).ramps
+        (16, 4)
+        """
+        if self.ramps:
+            return self
+        return dataclasses.replace(self, ramps=16 if has_dry_days else 8)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> NetworkConfig:
+        """From a TOML/JSON table; unknown keys are an error naming the known ones.
+
+        >>> NetworkConfig.from_mapping({"trunk": "transformer"}).d_model
+        32
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"unknown network setting(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        return cls(**dict(values))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Every file is compared with the reference interpolated to its points, over a held-out period:
 mean bias, seasonal-cycle MAE (12 monthly means), 5th/50th/95th percentile bias, standard
-deviation ratio, frost days per year (daily temperature), lag-1 autocorrelation difference
-(of the series, and of its anomalies from the seasonal cycle); and, where a corrected baseline
+deviation ratio, frost days per year (daily temperature), wet days (>= 1 mm) per year (daily
+precipitation), lag-1 autocorrelation difference (of the series, and of its anomalies from
+the seasonal cycle); and, where a corrected baseline
 and a corrected future are given, the climate-change signal and how much the correction
 changed it relative to ``raw``. Output: a Markdown table, a JSON report
 ``{"methods": {name: {metric: value}}, "meta": {...}}`` and plots.
@@ -48,9 +49,9 @@ from .metrics import (
     climate_signal,
     marginal_metrics,
 )
+from .wetdays import PRECIPITATION_VARIABLES
 
 TEMPERATURE_NAMES = {"tas", "t2m", "tasmin", "tasmax", "ta", "t", "2t"}
-
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSpec:
@@ -84,6 +85,13 @@ def _frost_threshold(var: str, units: str | None, attrs: Mapping[str, Any]) -> f
         return 273.15
     if U.same(units, "degC"):
         return 0.0
+    return None
+
+
+def _wet_day_threshold(var: str, units: str | None) -> float | None:
+    """1 mm/day (ETCCDI R1mm) for precipitation reported in mm day-1, else None."""
+    if var in PRECIPITATION_VARIABLES and U.same(units, "mm day-1"):
+        return 1.0
     return None
 
 
@@ -147,10 +155,13 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             s, r = _flat(sim[var]) * scale, _flat(ref[var]) * scale
             units[var] = u
             thr = _frost_threshold(var, u, sim[var].attrs)
-            m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr)
+            wet = _wet_day_threshold(var, u)
+            m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr,
+                                 wet)
             if spec.bootstrap and name in ("ml", "qdm"):
                 kept.setdefault(var, {})[name] = s
-                kept[var]["_ref"] = (r, sim["time"].values, ref["time"].values, pair.frequency, thr)
+                kept[var]["_ref"] = (r, sim["time"].values, ref["time"].values, pair.frequency, thr,
+                                     wet)
             for k, v in m.items():
                 row[f"{var}:{k}" if multi else k] = v
             ms, mr = months(sim["time"].values), months(ref["time"].values)
@@ -199,8 +210,9 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     boot = {}
     for var, d in kept.items():
         if "ml" in d and "qdm" in d:
-            r, st, rt, freq, thr = d["_ref"]
-            res = bootstrap_comparison(d["ml"], d["qdm"], r, st, rt, freq, thr, n=spec.bootstrap)
+            r, st, rt, freq, thr, wet = d["_ref"]
+            res = bootstrap_comparison(d["ml"], d["qdm"], r, st, rt, freq, thr, n=spec.bootstrap,
+                                       wet_threshold=wet)
             boot.update({(f"{var}:{k}" if multi else k): v for k, v in res.items()})
     if boot:
         report["meta"]["ml_vs_qdm_bootstrap"] = {

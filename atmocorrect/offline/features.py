@@ -7,8 +7,13 @@ A value is described by
   ``neighbourhood`` grid steps), all standardised with the variable's global statistics;
 * its variable: a one-hot code, so one network serves several variables.
 
-Point features come from the calibration simulation only, so they are stored in the
-checkpoint and reused for any simulation on the same grid.
+The transformer trunk reads, instead of the neighbourhood averages, one token per (variable,
+neighbourhood cell): a space-time patch of the calibration climatology of that variable at that
+cell (its 12 monthly means and standard deviations, in the variable's standardised units and
+standardised again across the grid), see :func:`climatology_patches`.
+
+Point features and patches come from the calibration simulation only, so they are stored in
+the checkpoint and reused for any simulation on the same grid.
 
 Example
 -------
@@ -17,9 +22,13 @@ Example
 [[0.0, 1.0], [1.0, 0.0]]
 >>> neighbours_on_grid((2, 2), radius=1)[0].tolist()
 [0, 1, 2, 3]
+>>> neighbourhood_offsets((2, 1), radius=1)[0].tolist()  # 3 x 3 around cell 0; -1: outside
+[-1, -1, -1, -1, 0, -1, -1, 1, -1]
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -42,6 +51,78 @@ def neighbours_on_grid(shape: tuple[int, int], radius: int) -> list[np.ndarray]:
             jj = np.arange(max(0, j - radius), min(nlon, j + radius + 1))
             out.append((ii[:, None] * nlon + jj[None, :]).ravel())
     return out
+
+
+def neighbourhood_offsets(shape: tuple[int, int], radius: int) -> np.ndarray:
+    """(cells, (2 radius + 1)**2): flat index of the cell at each offset (row-major in
+    (dlat, dlon), the centre in the middle) from every cell of a (nlat, nlon) grid; -1 where
+    the offset falls outside the grid."""
+    nlat, nlon = shape
+    d = np.arange(-radius, radius + 1)
+    di, dj = np.meshgrid(d, d, indexing="ij")
+    i = np.repeat(np.arange(nlat), nlon)[:, None] + di.ravel()[None, :]
+    j = np.tile(np.arange(nlon), nlat)[:, None] + dj.ravel()[None, :]
+    inside = (i >= 0) & (i < nlat) & (j >= 0) & (j < nlon)
+    return np.where(inside, i * nlon + j, -1)
+
+
+#: Monthly means and standard deviations: the length of a climatology patch (before the
+#: grid-standardised copy is appended).
+PATCH_MONTHS = 12
+
+
+def climatology_patches(
+    values: list[np.ndarray],
+    seasons: list[np.ndarray],
+    grid_shape: tuple[int, int],
+    radius: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens of the transformer trunk: one per (variable, neighbourhood cell) of every point.
+
+    ``values[v]`` is (time, points), standardised with the variable's global statistics;
+    ``seasons[v]`` the position in the year of each time step. A cell's patch is its 12
+    monthly means and 12 monthly standard deviations (a space-time patch of the calibration
+    climatology), followed by the same 24 numbers standardised across the grid (each column to
+    zero mean and unit spread over the points, as the point features are, so that neighbouring
+    cells are told apart): 48 numbers. Returns ``patches`` (points, nvar * K, 48) float32 and
+    ``mask`` (points, nvar * K) bool, True where the token is padding (the offset falls outside
+    the grid, or the cell has no finite climatology), K = (2 radius + 1)**2, tokens ordered
+    variable-major. Padding tokens hold zeros and are masked out of attention, never read.
+    """
+    offs = neighbourhood_offsets(grid_shape, radius)  # (P, K)
+    per_var = []
+    for x, season in zip(values, seasons, strict=True):
+        month = np.minimum((np.asarray(season) * PATCH_MONTHS).astype(int), PATCH_MONTHS - 1)
+        cols = []
+        for stat in (np.nanmean, np.nanstd):
+            for m in range(PATCH_MONTHS):
+                sel = x[month == m]
+                if sel.shape[0] == 0:
+                    cols.append(np.full(x.shape[1], np.nan))
+                    continue
+                with warnings.catch_warnings():  # all-NaN cells: masked below
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cols.append(stat(sel, axis=0))
+        cell = np.stack(cols, axis=1)  # (P, 24)
+        ok = np.isfinite(cell).all(axis=1)
+        filled = np.where(ok[:, None], cell, 0.0)
+        gstd = np.zeros_like(filled)
+        if ok.any():
+            gstd[ok] = standardise_columns(filled[ok])
+        per_var.append((np.concatenate([filled, gstd], axis=1), ok))
+    n_points = offs.shape[0]
+    k = offs.shape[1]
+    dim = 2 * 2 * PATCH_MONTHS
+    patches = np.zeros((n_points, len(values) * k, dim), dtype=np.float32)
+    mask = np.ones((n_points, len(values) * k), dtype=bool)
+    for v, (cell, ok) in enumerate(per_var):
+        inside = offs >= 0
+        src = np.maximum(offs, 0)
+        valid = inside & ok[src]
+        block = np.where(valid[:, :, None], cell[src], 0.0)
+        patches[:, v * k:(v + 1) * k] = block
+        mask[:, v * k:(v + 1) * k] = ~valid
+    return patches, mask
 
 
 def point_features(

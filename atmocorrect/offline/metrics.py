@@ -33,6 +33,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("q95_bias", "q95 bias", "abs"),
     ("std_ratio", "std ratio", "one"),
     ("frost_days_bias_per_year", "frost d/yr", "abs"),
+    ("wet_days_bias_per_year", "wet d/yr", "abs"),
     ("lag1_autocorr_diff", "lag-1 AC diff", "abs"),
     ("lag1_anomaly_autocorr_diff", "lag-1 AC diff (anom.)", "abs"),
 )
@@ -96,11 +97,13 @@ def marginal_metrics(
     ref_times: np.ndarray | TimeInfo,
     frequency: str = "day",
     frost_threshold: float | None = None,
+    wet_threshold: float | None = None,
 ) -> dict[str, float]:
     """The metrics of :data:`METRICS` for ``sim`` and ``ref`` arrays (time, points).
 
     ``frost_threshold`` (in the data's units, 273.15 for K) enables the frost-day count,
-    for daily temperature only. Times are cftime arrays or :class:`TimeInfo`.
+    for daily temperature only; ``wet_threshold`` (1.0 for mm day-1: ETCCDI's R1mm) the
+    wet-day count, for daily precipitation only. Times are cftime arrays or :class:`TimeInfo`.
     """
     sim = np.asarray(sim, dtype=np.float64).reshape(sim.shape[0], -1)
     ref = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
@@ -119,6 +122,10 @@ def marginal_metrics(
         ys, yr = len(np.unique(si.years)), len(np.unique(ri.years))
         per_point = (np.sum(sim < frost_threshold, 0) / ys) - (np.sum(ref < frost_threshold, 0) / yr)
         out["frost_days_bias_per_year"] = float(np.mean(per_point))
+    if wet_threshold is not None and frequency in ("day", "subdaily"):
+        ys, yr = len(np.unique(si.years)), len(np.unique(ri.years))
+        per_point = (np.sum(sim >= wet_threshold, 0) / ys) - (np.sum(ref >= wet_threshold, 0) / yr)
+        out["wet_days_bias_per_year"] = float(np.mean(per_point))
     out["lag1_autocorr_diff"] = float(np.nanmean(
         [_lag1(sim[:, p]) - _lag1(ref[:, p]) for p in range(sim.shape[1])]))
     ss, sr = si.season, ri.season
@@ -160,6 +167,7 @@ def bootstrap_comparison(
     frost_threshold: float | None = None,
     n: int = 200,
     seed: int = 0,
+    wet_threshold: float | None = None,
 ) -> dict[str, dict[str, float]]:
     """How robust is "``a`` at least as good as ``b``" to the weather of the held-out years?
 
@@ -181,8 +189,10 @@ def bootstrap_comparison(
         pick_s = np.concatenate([rows_s[y] for y in np.sort(rng.choice(us, us.size))])
         pick_r = np.concatenate([rows_r[y] for y in np.sort(rng.choice(ur, ur.size))])
         ts, tr = si.take(pick_s), ri.take(pick_r)
-        ma = marginal_metrics(a[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold)
-        mb = marginal_metrics(b[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold)
+        ma = marginal_metrics(a[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold,
+                              wet_threshold)
+        mb = marginal_metrics(b[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold,
+                              wet_threshold)
         for k in ma:
             diffs.setdefault(k, []).append(score(ma[k], hows[k]) - score(mb[k], hows[k]))
     out = {}

@@ -41,8 +41,9 @@ from ..data.timeaxis import (
 )
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
-from .config import ApplyConfig, NetworkConfig, TrainConfig, parse_mapping
-from .features import point_features
+from .config import TRUNKS, ApplyConfig, NetworkConfig, TrainConfig, parse_mapping
+from .features import PATCH_MONTHS, climatology_patches, point_features
+from .wetdays import jitter_dry, wet_threshold
 
 MIN_VALUES_PER_POINT = 24
 MOMENT_HARMONICS = 3
@@ -64,6 +65,8 @@ class VariableData:
     sim_season: np.ndarray
     ref_season: np.ndarray
     moments: np.ndarray  # (points, 2, 2 * MOMENT_HARMONICS + 1), see offline.climatology
+    wet_threshold: float = 0.0  # dry days below it are jittered (offline.wetdays), 0: none
+    dry_fraction: float = 0.0  # share of calibration values below it (sim or ref, the larger)
 
 
 @dataclasses.dataclass
@@ -123,12 +126,20 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     for var in pair.variables:
         xs, xr_ = _flatten(sim[var]), _flatten(ref[var])
         transform = cfg.transform(var)
-        offset = dry = 0.0
+        offset = dry = wet = dry_fraction = 0.0
         if transform == "log":
             if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
                 raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
             offset = 0.01 * float(np.nanmean(xs))
             dry = 0.5 * offset
+            wet = wet_threshold(var, sim[var].attrs.get("units"))
+            with np.errstate(invalid="ignore"):
+                dry_fraction = max(float(np.mean(a < wet)) for a in (xs, xr_))
+            if wet > 0:  # jittered dry values are > 0: the offset only guards log(0)
+                offset = dry = 1e-3 * wet
+            cols = np.arange(xs.shape[1])
+            xs = jitter_dry(xs, wet, cols, seed=cfg.seed)
+            xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1)
             xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
         if cfg.detrend and transform == "identity":
             xs = remove_trend(xs, sim["time"].values, s_season)
@@ -145,7 +156,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
         out.append(
             VariableData(var, str(sim[var].attrs.get("units", "1")), transform, offset, dry,
                          mean, std, xs, xr_, s_season, r_season,
-                         fit_moments(xs, s_season, MOMENT_HARMONICS))
+                         fit_moments(xs, s_season, MOMENT_HARMONICS), wet, dry_fraction)
         )
     lat, lon, grid_shape = _grid_points(sim[pair.variables[0]])
     clim = np.stack(
@@ -160,8 +171,35 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step)
 
 
+def has_dry_days(data: TrainingData) -> bool:
+    """Whether a variable is dry (below its wet-day threshold) on more than 1 % of the
+    calibration steps of the simulation or the reference (daily, not monthly, precipitation)."""
+    return any(v.dry_fraction > 0.01 for v in data.variables)
+
+
 def n_inputs(data: TrainingData, network: NetworkConfig) -> int:
+    if network.trunk == "transformer":
+        return token_layout(data, network).n_inputs
     return 2 * network.harmonics + data.point_feats.shape[1] + len(data.variables)
+
+
+def token_layout(data: TrainingData, network: NetworkConfig):
+    """The transformer trunk's input layout for these data (one token per variable and
+    neighbourhood cell, a climatology patch each)."""
+    from ..models.offline_quantile import TokenLayout
+
+    return TokenLayout(harmonics=network.harmonics, n_vars=len(data.variables),
+                       tokens_per_var=(2 * network.neighbourhood + 1) ** 2,
+                       patch_dim=4 * PATCH_MONTHS)
+
+
+def patches_of(data: TrainingData, network: NetworkConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Climatology patches and padding mask of every point (see
+    :func:`~atmocorrect.offline.features.climatology_patches`), from the calibration
+    simulation standardised with each variable's statistics."""
+    return climatology_patches([(v.sim - v.mean) / v.std for v in data.variables],
+                               [v.sim_season for v in data.variables], data.grid_shape,
+                               network.neighbourhood)
 
 
 def season_bins(frequency: str) -> int:
@@ -220,7 +258,12 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     import torch
     from scipy.special import ndtri
 
-    from ..models.offline_quantile import QuantileNet, input_features, quantile_from_coeffs
+    from ..models.offline_quantile import (
+        QuantileNet,
+        input_features,
+        quantile_from_coeffs,
+        token_inputs,
+    )
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -229,8 +272,13 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     n_bins = season_bins(data.frequency)
     n_points = data.point_feats.shape[0]
     n_vars = len(data.variables)
-    net = QuantileNet(n_inputs(data, cfg.network), cfg.network.hidden, cfg.network.layers,
-                      cfg.network.ramps)
+    netcfg = cfg.network.resolved(has_dry_days(data))
+    transformer = netcfg.trunk == "transformer"
+    layout = token_layout(data, netcfg) if transformer else None
+    patches, patch_mask = patches_of(data, netcfg) if transformer else (None, None)
+    net = QuantileNet(n_inputs(data, netcfg), netcfg.hidden, netcfg.layers, netcfg.ramps,
+                      trunk=netcfg.trunk, layout=layout, d_model=netcfg.d_model,
+                      heads=netcfg.heads, transformer_layers=netcfg.transformer_layers)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.02)
     groups = _groups(data, n_bins)
@@ -239,21 +287,30 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     z_grid = torch.from_numpy(ndtri(taus_np).astype(np.float32))[None, :]
     centres = (np.arange(n_bins) + 0.5) / n_bins
     full = n_points <= cfg.points_per_step
-    cache: dict[int, Any] = {}
+    cache: dict[Any, Any] = {}
 
     def batch(points: np.ndarray):
+        """Network inputs, the row of them each context reads, and the contexts' sorted
+        values, counts, prefix sums and sources. The MLP gets one input row per context; the
+        transformer one per (variable, bin, point), shared by its two sources (half the
+        attention work)."""
         feats, sorted_, counts, prefixes, sources = [], [], [], [], []
+        season = np.repeat(centres, points.size)
+        pts = np.tile(points, n_bins)
+        per_var = n_bins * points.size
         for gi, g in enumerate(groups):
             if full and gi in cache:
                 ctx = cache[gi]
             else:
                 vals, n, prefix = _contexts(g, points)
-                season = np.repeat(centres, points.size)
-                pts = np.tile(points, n_bins)
-                x = input_features(season, data.point_feats[pts], g.var_index, n_vars,
-                                   cfg.network.harmonics)
                 keep = n > 0
-                ctx = (torch.from_numpy(x[keep]), torch.from_numpy(vals[keep]),
+                if transformer:
+                    x = torch.from_numpy(g.var_index * per_var + np.flatnonzero(keep))
+                else:
+                    x = torch.from_numpy(input_features(
+                        season, data.point_feats[pts], g.var_index, n_vars,
+                        cfg.network.harmonics)[keep])
+                ctx = (x, torch.from_numpy(vals[keep]),
                        torch.from_numpy(n[keep]), torch.from_numpy(prefix[keep]),
                        torch.full((int(keep.sum()),), g.source, dtype=torch.long))
                 if full:
@@ -265,7 +322,20 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
                for s in sorted_]
         ppad = [torch.nn.functional.pad(p, (0, width + 1 - p.shape[1]), mode="replicate")
                 for p in prefixes]
-        return (torch.cat(feats), torch.cat(pad), torch.cat(counts), torch.cat(ppad),
+        if transformer:
+            if full and "table" in cache:
+                inputs = cache["table"]
+            else:
+                inputs = torch.from_numpy(np.concatenate([
+                    token_inputs(season, data.point_feats[pts], patches[pts], patch_mask[pts],
+                                 vi, layout) for vi in range(n_vars)]))
+                if full:
+                    cache["table"] = inputs
+            rows = torch.cat(feats)
+        else:
+            inputs = torch.cat(feats)
+            rows = torch.arange(inputs.shape[0])
+        return (inputs, rows, torch.cat(pad), torch.cat(counts), torch.cat(ppad),
                 torch.cat(sources))
 
     history: list[float] = []
@@ -279,9 +349,9 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
         for _step in iterator:
             points = all_points if full else np.sort(
                 rng.choice(n_points, cfg.points_per_step, replace=False))
-            x, vals, n, prefix, src = batch(points)
-            coeffs = net.coeffs(x)[torch.arange(x.shape[0]), src]
-            q = quantile_from_coeffs(coeffs, z_grid.expand(x.shape[0], -1), net.ramps)
+            x, rows, vals, n, prefix, src = batch(points)
+            coeffs = net.coeffs(x)[rows, src]
+            q = quantile_from_coeffs(coeffs, z_grid.expand(rows.shape[0], -1), net.ramps)
             k = torch.searchsorted(vals, q.detach().contiguous(), right=True)
             s_k = torch.gather(prefix, 1, k).float()
             s_n = torch.gather(prefix, 1, n.long()[:, None]).float()
@@ -297,6 +367,27 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     finally:
         torch.set_num_threads(prev_threads)
     return net, history
+
+
+def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict, dict]:
+    """The tensors of a checkpoint (weights ``net.*``, grid, point features, climatology
+    moments, and for the transformer the climatology patches ``grid.patches`` and their
+    padding mask ``grid.patch_mask``) and the hyperparameters they add (the token layout)."""
+    import torch
+
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    tensors["grid.lat"] = torch.from_numpy(data.lat)
+    tensors["grid.lon"] = torch.from_numpy(data.lon)
+    tensors["grid.features"] = torch.from_numpy(data.point_feats)
+    for v in data.variables:
+        tensors[f"clim.{v.name}"] = torch.from_numpy(v.moments)
+    extra_hyper: dict[str, Any] = {}
+    if cfg.network.trunk == "transformer":
+        patches, patch_mask = patches_of(data, cfg.network)
+        tensors["grid.patches"] = torch.from_numpy(patches)
+        tensors["grid.patch_mask"] = torch.from_numpy(patch_mask.astype(np.uint8))
+        extra_hyper["tokens"] = token_layout(data, cfg.network).to_dict()
+    return tensors, extra_hyper
 
 
 def _file_entries(paths: Sequence[str]) -> list[dict[str, str]]:
@@ -323,15 +414,10 @@ def train_offline(
     started = time.perf_counter()
     pair = load_pair(sim_paths, ref_paths, pair_config)
     data = prepare(pair, cfg)
+    network = cfg.network.resolved(has_dry_days(data))
+    cfg = dataclasses.replace(cfg, network=network)  # the manifest records what was used
     net, history = fit(data, cfg, progress=progress)
-    import torch
-
-    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
-    tensors["grid.lat"] = torch.from_numpy(data.lat)
-    tensors["grid.lon"] = torch.from_numpy(data.lon)
-    tensors["grid.features"] = torch.from_numpy(data.point_feats)
-    for v in data.variables:
-        tensors[f"clim.{v.name}"] = torch.from_numpy(v.moments)
+    tensors, extra_hyper = checkpoint_tensors(net, data, cfg)
     tail = history[-max(1, len(history) // 10):]
     manifest = Manifest(
         fields=tuple(
@@ -346,11 +432,12 @@ def train_offline(
             "frequency": data.frequency,
             "grid_shape": list(data.grid_shape),
             "apply": dataclasses.asdict(apply_cfg),
+            **extra_hyper,
         },
         timestep_seconds=data.timestep_seconds,
         normalization={
             v.name: {"transform": v.transform, "offset": v.offset, "dry": v.dry,
-                     "mean": v.mean, "std": v.std}
+                     "wet_threshold": v.wet_threshold, "mean": v.mean, "std": v.std}
             for v in data.variables
         },
         provenance={
@@ -445,6 +532,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Adam steps (default {TrainConfig.steps})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--trunk", choices=TRUNKS, default=NetworkConfig.trunk,
+                        help="trunk of the quantile network: an MLP on flat point and "
+                        "neighbourhood features, or a transformer over climatology-patch "
+                        f"tokens of the neighbourhood (default {NetworkConfig.trunk}; "
+                        "docs/offline.md compares them)")
     parser.add_argument("--outside", choices=("error", "drop"), default="error",
                         help="simulation cells outside the reference box: an error (default) "
                         "or dropped")
@@ -472,7 +564,8 @@ def run(args: argparse.Namespace) -> int:
         accumulation_period=args.accumulation_period,
     )
     cfg = TrainConfig(calibration=parse_period(args.calibration), steps=args.steps,
-                      threads=args.threads, seed=args.seed)
+                      threads=args.threads, seed=args.seed,
+                      network=NetworkConfig(trunk=getattr(args, "trunk", NetworkConfig.trunk)))
     path = train_offline(args.simulation, args.reference, out, pair_cfg, cfg, overwrite=True,
                          progress=not getattr(args, "quiet", False))
     print(f"wrote offline checkpoint {path}")

@@ -39,7 +39,7 @@ from atmocorrect.data.readers import open_dataset  # noqa: E402
 from atmocorrect.data.timeaxis import format_period, season_position, years  # noqa: E402
 from atmocorrect.offline.apply import load_offline_model, ml_correct_points  # noqa: E402
 from atmocorrect.offline.classical import correct_block  # noqa: E402
-from atmocorrect.offline.config import ApplyConfig, TrainConfig  # noqa: E402
+from atmocorrect.offline.config import ApplyConfig, NetworkConfig, TrainConfig  # noqa: E402
 from atmocorrect.offline.metrics import METRICS, TimeInfo, marginal_metrics, score  # noqa: E402
 from atmocorrect.offline.train import train_offline  # noqa: E402
 
@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> dict:
     train_variants = {"": {}}
     for item in args.train_variant:
         name, _, spec = item.partition("=")
-        train_variants[name] = json.loads(spec) if spec else {}
+        kw = json.loads(spec) if spec else {}
+        if isinstance(kw.get("network"), dict):  # nested network settings, e.g. the trunk
+            kw["network"] = NetworkConfig.from_mapping(kw["network"])
+        train_variants[name] = kw
         variants[name] = ApplyConfig()
     chosen = [s for s in SPLITS if args.splits == "all" or SPLITS[s][2] == args.splits
               or s in args.splits.split(",")]
@@ -201,7 +204,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='NAME=JSON of ApplyConfig fields, e.g. rank=\'{"rank": "empirical"}\'')
     p.add_argument("--train-variant", action="append", default=[],
                    help='NAME=JSON of TrainConfig fields, trained per split, e.g. '
-                   'detrend=\'{"detrend": true}\'')
+                   'detrend=\'{"detrend": true}\' or transformer=\'{"network": {"trunk": '
+                   '"transformer"}, "seed": 1}\'')
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "offline" / "cv")

@@ -1,0 +1,84 @@
+"""Dry days of precipitation-like variables: stochastic singularity removal (SSR).
+
+Daily precipitation has a point mass at zero, and its wet-day frequency is one of the things a
+model gets wrong (the interpolated reference may be wet on 90 % of days, the model on 45 %). A
+quantile mapping cannot move values out of a point mass: every dry day has the same value, so
+it cannot be given a quantile level of its own. SSR (Vrac, Noel and Vautard 2016, used by
+ISIMIP3BASD) removes the point mass: values below a small wet-day threshold are replaced by
+random values below the threshold (log-uniform over two decades) before the distributions are fitted and before a
+simulation is corrected, and corrected values below the threshold are set back to zero. A dry
+day of the model then has a quantile level like any other value and becomes wet when the
+reference is wet at that level (and a drizzle day dry when the reference is dry there).
+
+The random values are drawn per grid point from a generator seeded by the point's index in
+the checkpoint, so a file corrected chunk by chunk gives the same values as in one piece.
+
+Example
+-------
+>>> import numpy as np
+>>> x = np.array([[0.0, 5.0], [2e-6, 0.0], [3e-5, 1e-7]])
+>>> y = jitter_dry(x, threshold=1e-6, points=np.array([0, 1]))
+>>> bool(((y[x < 1e-6] > 0) & (y[x < 1e-6] < 1e-6)).all()), bool((y[x >= 1e-6] == x[x >= 1e-6]).all())
+(True, True)
+>>> restore_dry(np.array([5e-7, 2e-6]), threshold=1e-6).tolist()
+[0.0, 2e-06]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import units as units_mod
+from ..errors import FieldError
+
+#: Variables with dry days (a point mass at zero) handled by SSR.
+PRECIPITATION_VARIABLES = frozenset({"pr", "prc", "prsn", "tp", "rr"})
+#: The usual wet-day threshold of bias adjustment (ISIMIP3BASD, ibicus): 0.1 mm per day.
+WET_DAY_MM_PER_DAY = 0.1
+_SEED = 20161
+#: Dry values are drawn log-uniformly over this many decades below the threshold: in the log
+#: space the correction works in, the dry part of the distribution is then a smooth ramp that
+#: joins the wet values, rather than a near-step the quantile functions cannot follow.
+JITTER_DECADES = 2.0
+
+
+def wet_threshold(variable: str, units: str | None) -> float:
+    """The wet-day threshold of ``variable`` in its ``units`` (0.0: no dry days to handle).
+
+    >>> round(wet_threshold("pr", "kg m-2 s-1") * 86400, 6)
+    0.1
+    >>> wet_threshold("tas", "K")
+    0.0
+    """
+    if variable not in PRECIPITATION_VARIABLES:
+        return 0.0
+    try:
+        return float(units_mod.convert(WET_DAY_MM_PER_DAY, "mm day-1", units or "1",
+                                       f"the wet-day threshold of {variable!r}"))
+    except FieldError as err:
+        raise FieldError(
+            f"{err}; precipitation {variable!r} must be a flux (kg m-2 s-1) or a daily depth "
+            "(mm day-1) so that the 0.1 mm/day wet-day threshold can be expressed"
+        ) from None
+
+
+def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = _SEED) -> np.ndarray:
+    """``x`` (time, points) with values below ``threshold`` replaced by log-uniform values in
+    ``(threshold / 100, threshold)``; ``points`` are the columns' point indices (they seed the
+    draws)."""
+    out = np.array(x, dtype=np.float64, copy=True)
+    if threshold <= 0:
+        return out
+    for j, p in enumerate(np.asarray(points).ravel()):
+        col = out[:, j]
+        dry = np.isfinite(col) & (col < threshold)
+        u = np.random.default_rng([seed, int(p)]).uniform(0.0, 1.0, col.shape[0])
+        col[dry] = threshold * np.exp(JITTER_DECADES * np.log(10.0) * (u[dry] - 1.0))
+    return out
+
+
+def restore_dry(x: np.ndarray, threshold: float) -> np.ndarray:
+    """Corrected values below the wet-day threshold set to zero (NaN kept)."""
+    if threshold <= 0:
+        return x
+    return np.where(np.isfinite(x) & (x < threshold), 0.0, x)

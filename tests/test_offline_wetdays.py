@@ -1,0 +1,128 @@
+"""Dry days of daily precipitation in the learned correction (stochastic singularity removal).
+
+The daily series are built from the real monthly pair (IPSL-CM5A2-INCA ``pr`` and ERA5 ``tp``,
+the two model cells inside the ERA5 box): each month's real mean spread over days with random
+wet days and gamma amounts (as in test_offline_generalise). The reference, interpolated from
+independent cells, is wet on most days and the model on fewer than half: the wet-day
+frequency is the bias to correct.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+from test_offline_generalise import _daily_from_monthly, _open, _write
+
+from atmocorrect.checkpoint import read_manifest
+from atmocorrect.data import samples
+from atmocorrect.data.coords import merge_expver
+from atmocorrect.data.pairs import PairConfig, load_pair
+from atmocorrect.errors import FieldError
+from atmocorrect.offline.apply import CorrectionRequest, correct_file
+from atmocorrect.offline.config import ApplyConfig, TrainConfig
+from atmocorrect.offline.metrics import marginal_metrics
+from atmocorrect.offline.train import train_offline
+from atmocorrect.offline.wetdays import jitter_dry, restore_dry, wet_threshold
+
+YEARS = slice("1979", "1990")
+WET = 0.1 / 86400.0  # 0.1 mm/day in kg m-2 s-1
+
+
+def test_wet_threshold_in_the_variables_units():
+    assert wet_threshold("pr", "kg m-2 s-1") == pytest.approx(WET)
+    assert wet_threshold("pr", "mm day-1") == pytest.approx(0.1)
+    assert wet_threshold("tas", "K") == 0.0
+    with pytest.raises(FieldError, match=r"'pr'.*kg m-2 s-1"):
+        wet_threshold("pr", "furlongs")
+
+
+def test_jitter_replaces_only_dry_values_and_is_the_same_chunk_by_chunk():
+    rng = np.random.default_rng(3)
+    x = rng.gamma(0.7, 5e-5, (400, 5)) * (rng.random((400, 5)) < 0.5)
+    x[7, 2] = np.nan
+    points = np.array([10, 11, 12, 13, 14])
+    y = jitter_dry(x, WET, points)
+    dry = np.isfinite(x) & (x < WET)
+    assert dry.sum() > 500
+    assert ((y[dry] >= WET / 100) & (y[dry] < WET)).all()
+    np.testing.assert_array_equal(y[~dry & np.isfinite(x)], x[~dry & np.isfinite(x)])
+    assert np.isnan(y[7, 2])
+    # a chunk of points gets exactly the draws it gets in the whole array
+    np.testing.assert_array_equal(jitter_dry(x[:, 3:], WET, points[3:]), y[:, 3:])
+    np.testing.assert_array_equal(restore_dry(y, WET)[dry], 0.0)
+    np.testing.assert_array_equal(jitter_dry(x, 0.0, points), x)
+
+
+def test_wet_day_count_metric():
+    t = xr.date_range("2001-01-01", periods=730, freq="D", calendar="noleap").values
+    ref = np.zeros((730, 1))
+    ref[::2] = 3.0  # 182.5 wet days a year
+    sim = np.zeros((730, 1))
+    sim[::4] = 3.0
+    sim[1::4] = 0.5  # below 1 mm: not wet
+    m = marginal_metrics(sim, ref, t, t, frequency="day", wet_threshold=1.0)
+    assert m["wet_days_bias_per_year"] == pytest.approx(91.5 - 182.5)
+    assert "wet_days_bias_per_year" not in marginal_metrics(sim, ref, t, t, frequency="day")
+
+
+@pytest.fixture(scope="module")
+def daily_pr(sample_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wetdays")
+    pr = _open(sample_data / samples.MONTHLY_HISTORICAL["pr"])["pr"].sel(time=YEARS)
+    sim = _write(_daily_from_monthly(pr, "noleap", 0).to_dataset(), out / "pr_day.nc", "noleap")
+    era = merge_expver(_open(sample_data / samples.MONTHLY_REFERENCE))["tp"].sel(time=YEARS)
+    tp = _daily_from_monthly(era.isel(latitude=slice(None, None, 2),
+                                      longitude=slice(None, None, 2)), "proleptic_gregorian", 1)
+    ref = _write(tp.to_dataset(), out / "tp_day.nc", "proleptic_gregorian")
+    cfg = PairConfig(("pr",), outside="drop", accumulation_period=86400.0)
+    ckpt = train_offline([sim], [ref], out / "ck", cfg,
+                         TrainConfig(steps=400, calibration=(1979, 1990)))
+    return {"sim": sim, "ref": ref, "pair": cfg, "ckpt": ckpt, "dir": out}
+
+
+def test_learned_correction_fixes_the_wet_day_frequency(daily_pr):
+    pair = load_pair([daily_pr["sim"]], [daily_pr["ref"]], daily_pr["pair"])
+    ref = pair.ref["pr"].values.reshape(pair.ref["pr"].shape[0], -1)
+    out = correct_file(CorrectionRequest(method="ml", inputs=(daily_pr["sim"],),
+                                         model=daily_pr["ckpt"],
+                                         output=daily_pr["dir"] / "ml.nc"))
+    y = _open(out)["pr"].values.reshape(-1, 2)
+    x = pair.sim["pr"].values.reshape(-1, 2)
+    wet = {name: float((a >= WET).mean()) for name, a in (("raw", x), ("ml", y), ("ref", ref))}
+    assert wet["ref"] - wet["raw"] > 0.3  # the bias is there ...
+    assert abs(wet["ml"] - wet["ref"]) < 0.05, wet  # ... and corrected
+    assert ((y == 0) | (y >= WET)).all() and np.isfinite(y).all()
+    assert abs(y.mean() / ref.mean() - 1) < 0.1 < abs(x.mean() / ref.mean() - 1)
+    # dry days on most steps: the automatic quantile-function resolution is the finer one
+    assert read_manifest(daily_pr["ckpt"]).hyperparameters["network"]["ramps"] == 16
+
+
+def test_chunked_correction_draws_the_same_dry_values(daily_pr):
+    whole = correct_file(CorrectionRequest(method="ml", inputs=(daily_pr["sim"],),
+                                           model=daily_pr["ckpt"],
+                                           output=daily_pr["dir"] / "whole.nc"))
+    chunked = correct_file(CorrectionRequest(method="ml", inputs=(daily_pr["sim"],),
+                                             model=daily_pr["ckpt"],
+                                             apply=ApplyConfig(chunk_points=1),
+                                             output=daily_pr["dir"] / "chunked.nc"))
+    np.testing.assert_array_equal(_open(whole)["pr"].values, _open(chunked)["pr"].values)
+
+
+def test_checkpoint_without_wet_threshold_keeps_dry_days_dry(daily_pr):
+    """Checkpoints written before the dry-day handling have no ``wet_threshold``: their dry
+    values stay dry, as they did."""
+    old = daily_pr["dir"] / "old_ckpt"
+    shutil.copytree(daily_pr["ckpt"], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["normalization"]["pr"]["wet_threshold"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    out = correct_file(CorrectionRequest(method="ml", inputs=(daily_pr["sim"],), model=old,
+                                         output=daily_pr["dir"] / "old.nc"))
+    y = _open(out)["pr"].values
+    x = _open(daily_pr["sim"])["pr"].sel(lat=_open(out)["lat"], lon=_open(out)["lon"]).values
+    assert (x == 0).sum() > 1000
+    assert (y[x == 0] == 0).all()
