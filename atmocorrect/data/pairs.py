@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..errors import DataError
@@ -227,6 +228,31 @@ def _aggregate(ref: xr.DataArray, to: Frequency) -> xr.DataArray:
     return out
 
 
+def check_reference_coverage(ref: xr.DataArray, outside: Outside, source: str) -> None:
+    """Simulation points where the interpolated reference has no value at all (a land-sea
+    mask, as in E-OBS or ERA5-Land, or a station gap) cannot be calibrated: an error naming
+    them, or with ``outside="drop"`` a warning (they are left out of the calibration and
+    written as missing values)."""
+    spatial = [d for d in ref.dims if d != "time"]
+    present = ref.notnull().any("time").values.reshape(-1)
+    if present.all():
+        return
+    lat, lon = (c.transpose(*[d for d in spatial if d in c.dims]).values.reshape(-1)
+                for c in xr.broadcast(ref["lat"], ref["lon"]))
+    missing = np.flatnonzero(~present)
+    where = ", ".join(f"({float(lat[i]):.2f}N, {float(lon[i]):.2f}E)"
+                      for i in missing[:5]) + (" ..." if missing.size > 5 else "")
+    what = (f"{missing.size} of {present.size} simulation point(s) have no value of "
+            f"{ref.name!r} in {source} at any time (masked or missing there): {where}")
+    if missing.size == present.size:
+        raise DataError(f"{what}; the reference has no data at the simulation's points")
+    if outside != "drop":
+        raise DataError(f"{what}; pass outside='drop' (--outside drop) to leave them out of "
+                        "the calibration and write them as missing values")
+    warnings.warn(f"{what}; they are left out of the calibration and written as missing "
+                  "values", stacklevel=3)
+
+
 def load_pair(
     sim_paths: PathLike | Sequence[PathLike],
     ref_paths: PathLike | Sequence[PathLike],
@@ -280,6 +306,7 @@ def load_pair(
         if r_freq != s_freq:
             r = _aggregate(r, s_freq)
         r = interpolate_to(r, sim[var], method=config.method, outside="error")
+        check_reference_coverage(r, config.outside, ", ".join(ref_sources[var]))
         ref_vars[var] = r
     ref = xr.Dataset(ref_vars)
     for var in config.variables:

@@ -296,6 +296,10 @@ class OfflineQuantileModel:
             self.lon = tensors["grid.lon"].double().numpy()
             self.point_feats = tensors["grid.features"].float().numpy()
             self.moments = {v: tensors[f"clim.{v}"].double().numpy() for v in self.variables}
+            # points the reference had no value at (absent: every point had)
+            has_ref = tensors.get("grid.has_reference")
+            self.has_reference = (np.ones(self.lat.shape, dtype=bool) if has_ref is None
+                                  else has_ref.numpy().astype(bool))
             self.trunk = trunk_of(self.hyper)
             if self.trunk == "transformer":
                 self.patches = tensors["grid.patches"].float().numpy()

@@ -272,7 +272,10 @@ def ml_correct_points(
         out = restore_dry(out, wet)
     elif norm["transform"] == "log":  # no wet-day threshold: dry values stay dry
         out = np.where(x <= norm.get("dry", 0.0), x, out)
-    return np.where(np.isfinite(x), out, np.nan)
+    # points without reference data were calibrated on nothing: missing, not guessed
+    valid = getattr(model, "has_reference", None)
+    keep = np.isfinite(x) & (valid[points][None, :] if valid is not None else True)
+    return np.where(keep, out, np.nan)
 
 
 def moments_at(coef: np.ndarray, season: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

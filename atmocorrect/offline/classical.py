@@ -95,12 +95,37 @@ def correct_block(
     t_fut: np.ndarray,
 ) -> np.ndarray:
     """Adjust ``fut`` (time, points) with ``obs`` and ``hist`` (time, points) of the
-    calibration period; points with missing values come back as NaN."""
+    calibration period.
+
+    Missing values (NaN: gaps in a station-based reference, a land-sea mask) are left out:
+    points are grouped by where their values are missing, and each group is calibrated on the
+    time steps where all three arrays are present for it (ibicus takes no NaN). A point with
+    no value in one of the arrays comes back as NaN, as do the missing steps of ``fut``.
+    """
     obs, hist, fut = (np.asarray(a, dtype=np.float64) for a in (obs, hist, fut))
     out = np.full(fut.shape, np.nan)
-    ok = np.isfinite(obs).all(0) & np.isfinite(hist).all(0) & np.isfinite(fut).all(0)
-    if not ok.any():
-        return out
+    masks = [np.isfinite(a) for a in (obs, hist, fut)]
+    if all(m.all() for m in masks):
+        return _correct_complete(method, variable, frequency, obs, hist, fut, t_obs, t_hist,
+                                 t_fut, out)
+    usable = masks[0].any(0) & masks[1].any(0) & masks[2].any(0)
+    patterns: dict[bytes, list[int]] = {}
+    for j in np.flatnonzero(usable):
+        key = b"".join(np.packbits(m[:, j]).tobytes() for m in masks)
+        patterns.setdefault(key, []).append(int(j))
+    for cols in patterns.values():
+        j = cols[0]
+        ro, rh, rf = (np.flatnonzero(m[:, j]) for m in masks)
+        block = _correct_complete(method, variable, frequency, obs[np.ix_(ro, cols)],
+                                  hist[np.ix_(rh, cols)], fut[np.ix_(rf, cols)], t_obs[ro],
+                                  t_hist[rh], t_fut[rf], np.full((rf.size, len(cols)), np.nan))
+        out[np.ix_(rf, cols)] = block
+    return out
+
+
+def _correct_complete(method, variable, frequency, obs, hist, fut, t_obs, t_hist, t_fut,
+                      out: np.ndarray) -> np.ndarray:
+    """:func:`correct_block` for arrays without missing values, written into ``out``."""
     if frequency in ("month", "year"):
         from ..data.timeaxis import months
 
@@ -110,10 +135,8 @@ def correct_block(
             if not so.any() or not sh.any():
                 continue
             deb = make_debiaser(method, variable, frequency)
-            block = _apply(deb, obs[so][:, ok], hist[sh][:, ok], fut[sf][:, ok],
-                           t_obs[so], t_hist[sh], t_fut[sf])
-            out[np.ix_(np.flatnonzero(sf), np.flatnonzero(ok))] = block
+            out[sf] = _apply(deb, obs[so], hist[sh], fut[sf], t_obs[so], t_hist[sh], t_fut[sf])
         return out
     deb = make_debiaser(method, variable, frequency)
-    out[:, ok] = _apply(deb, obs[:, ok], hist[:, ok], fut[:, ok], t_obs, t_hist, t_fut)
+    out[:] = _apply(deb, obs, hist, fut, t_obs, t_hist, t_fut)
     return out

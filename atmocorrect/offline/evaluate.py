@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,6 @@ from .metrics import (
     SIGNAL_METRICS,
     at_least_as_good,
     bootstrap_comparison,
-    climate_signal,
     marginal_metrics,
 )
 from .wetdays import PRECIPITATION_VARIABLES
@@ -164,6 +164,8 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
                                      wet)
             for k, v in m.items():
                 row[f"{var}:{k}" if multi else k] = v
+            scored = np.isfinite(s).any(0) & np.isfinite(r).any(0)  # as marginal_metrics
+            s, r = s[:, scored], r[:, scored]
             ms, mr = months(sim["time"].values), months(ref["time"].values)
             cycles[var][name] = np.array([np.nanmean(s[ms == k]) for k in range(1, 13)])
             cycles[var].setdefault("reference", np.array([np.nanmean(r[mr == k]) for k in range(1, 13)]))
@@ -185,8 +187,18 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
                 raise DataError(f"signal files for {name!r} lack {var!r} ({base_file}, {fut_file})")
             key = f"{var}:climate_change_signal" if multi else "climate_change_signal"
             scale, _ = display_units(str(base[var].attrs.get("units", "")))
-            signals.setdefault(name, {})[key] = climate_signal(_flat(base[var]) * scale,
-                                                               _flat(fut[var]) * scale)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (masked) points
+                signals.setdefault(name, {})[key] = (np.nanmean(_flat(fut[var]) * scale, 0)
+                                                     - np.nanmean(_flat(base[var]) * scale, 0))
+    for key in {k for vals in signals.values() for k in vals}:
+        # the same points for every method: those masked in the reference are missing in the
+        # corrected files but present in the raw one
+        per_point = [vals[key] for vals in signals.values() if key in vals]
+        common = np.logical_and.reduce([np.isfinite(p) for p in per_point])
+        for vals in signals.values():
+            if key in vals:
+                vals[key] = float(np.mean(vals[key][common])) if common.any() else float("nan")
     for name, vals in signals.items():
         row = report["methods"].setdefault(name, {})
         row.update(vals)

@@ -70,6 +70,14 @@ def _deseasonalise(x: np.ndarray, season: np.ndarray, harmonics: int = 3) -> np.
     return out
 
 
+def _days_per_year(event: np.ndarray, x: np.ndarray, times: TimeInfo) -> np.ndarray:
+    """Days a year with ``event`` per point: its share of the present values times the steps
+    a year (with no value missing: the count divided by the years)."""
+    steps_per_year = x.shape[0] / len(np.unique(times.years))
+    present = np.isfinite(x).sum(0)
+    return np.sum(event, 0) / np.maximum(present, 1) * steps_per_year
+
+
 def _percentile(x: np.ndarray, q: float) -> np.ndarray:
     return np.percentile(x, q, axis=0) if np.isfinite(x).all() else np.nanpercentile(x, q, axis=0)
 
@@ -107,6 +115,9 @@ def marginal_metrics(
     """
     sim = np.asarray(sim, dtype=np.float64).reshape(sim.shape[0], -1)
     ref = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
+    scored = np.isfinite(sim).any(0) & np.isfinite(ref).any(0)
+    if not scored.all():  # points masked in the reference (or left uncorrected): not scored
+        sim, ref = sim[:, scored], ref[:, scored]
     si = sim_times if isinstance(sim_times, TimeInfo) else TimeInfo.of(sim_times, frequency)
     ri = ref_times if isinstance(ref_times, TimeInfo) else TimeInfo.of(ref_times, frequency)
     ms, mr = si.months, ri.months
@@ -119,13 +130,11 @@ def marginal_metrics(
         out[f"q{q:02d}_bias"] = float(np.nanmean(_percentile(sim, q) - _percentile(ref, q)))
     out["std_ratio"] = float(np.nanmean(np.nanstd(sim, 0) / np.nanstd(ref, 0)))
     if frost_threshold is not None and frequency in ("day", "subdaily"):
-        ys, yr = len(np.unique(si.years)), len(np.unique(ri.years))
-        per_point = (np.sum(sim < frost_threshold, 0) / ys) - (np.sum(ref < frost_threshold, 0) / yr)
-        out["frost_days_bias_per_year"] = float(np.mean(per_point))
+        out["frost_days_bias_per_year"] = float(np.mean(
+            _days_per_year(sim < frost_threshold, sim, si) - _days_per_year(ref < frost_threshold, ref, ri)))
     if wet_threshold is not None and frequency in ("day", "subdaily"):
-        ys, yr = len(np.unique(si.years)), len(np.unique(ri.years))
-        per_point = (np.sum(sim >= wet_threshold, 0) / ys) - (np.sum(ref >= wet_threshold, 0) / yr)
-        out["wet_days_bias_per_year"] = float(np.mean(per_point))
+        out["wet_days_bias_per_year"] = float(np.mean(
+            _days_per_year(sim >= wet_threshold, sim, si) - _days_per_year(ref >= wet_threshold, ref, ri)))
     out["lag1_autocorr_diff"] = float(np.nanmean(
         [_lag1(sim[:, p]) - _lag1(ref[:, p]) for p in range(sim.shape[1])]))
     ss, sr = si.season, ri.season

@@ -78,6 +78,9 @@ class TrainingData:
     point_feats: np.ndarray
     frequency: str
     timestep_seconds: float | None
+    #: points with reference values of every variable (False: masked in the reference,
+    #: calibrated on nothing and written as missing values by ``correct``)
+    has_reference: np.ndarray | None = None
 
 
 def _flatten(da) -> np.ndarray:
@@ -168,7 +171,8 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     feats = point_features(lat, lon, clim, grid_shape, cfg.network.neighbourhood)
     t = sim["time"].values
     step = float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
-    return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step)
+    has_reference = np.logical_and.reduce([np.isfinite(v.ref).any(axis=0) for v in out])
+    return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step, has_reference)
 
 
 def has_dry_days(data: TrainingData) -> bool:
@@ -381,6 +385,8 @@ def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict,
     tensors["grid.features"] = torch.from_numpy(data.point_feats)
     for v in data.variables:
         tensors[f"clim.{v.name}"] = torch.from_numpy(v.moments)
+    if data.has_reference is not None and not data.has_reference.all():
+        tensors["grid.has_reference"] = torch.from_numpy(data.has_reference.astype(np.uint8))
     extra_hyper: dict[str, Any] = {}
     if cfg.network.trunk == "transformer":
         patches, patch_mask = patches_of(data, cfg.network)
