@@ -129,10 +129,13 @@ class Block(nn.Module):
         self.ff1 = nn.Linear(d_model, ff)
         self.ff2 = nn.Linear(ff, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (n, t, d); ``keep`` (n, 1, 1, t) bool, False for padding keys that must not be
+        attended to (the offline trunk's cells outside the grid), or None."""
         n, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        a = a.transpose(1, 2).reshape(n, t, d)
         x = x + self.proj(a)
         return x + self.ff2(nn.functional.gelu(self.ff1(self.norm2(x))))
 

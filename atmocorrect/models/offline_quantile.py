@@ -37,6 +37,7 @@ from torch import nn
 from ..checkpoint import Manifest
 from ..errors import CheckpointError, FieldError, ModelError
 from . import register
+from .neural import Block
 
 MODEL_CLASS = "offline-quantile-delta"
 SOURCES = ("reference", "simulation")
@@ -92,30 +93,6 @@ class TokenLayout:
 POINT_COLUMNS = 3
 
 
-class MaskedBlock(nn.Module):
-    """Pre-norm transformer block (self-attention, GELU feed-forward) whose attention ignores
-    padding tokens (a key padding mask: they are never attended to)."""
-
-    def __init__(self, d_model: int, heads: int, ff: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(d_model)
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.ff1 = nn.Linear(d_model, ff)
-        self.ff2 = nn.Linear(ff, d_model)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``x`` (n, t, d); ``keep`` (n, 1, 1, t) bool, False for padding keys."""
-        n, t, d = x.shape
-        q, k, v = (self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, d // self.heads)
-                   .permute(2, 0, 3, 1, 4))
-        a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
-        return x + self.ff2(nn.functional.gelu(self.ff1(self.norm2(x))))
-
-
 class TransformerTrunk(nn.Module):
     """Climatology-patch tokens of every (variable, neighbourhood cell), attention across them.
 
@@ -135,7 +112,7 @@ class TransformerTrunk(nn.Module):
         self.var_emb = nn.Parameter(0.02 * torch.randn(layout.n_vars, 1, d_model))
         self.pos_emb = nn.Parameter(0.02 * torch.randn(1, layout.tokens_per_var, d_model))
         self.query = nn.Parameter(0.02 * torch.randn(d_model))
-        self.blocks = nn.ModuleList(MaskedBlock(d_model, heads, 2 * d_model)
+        self.blocks = nn.ModuleList(Block(d_model, heads, 2 * d_model)
                                     for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.width = d_model
