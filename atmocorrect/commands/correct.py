@@ -65,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
                         help="reference name of a variable when not the usual ERA5 one")
     parser.add_argument("--outside", choices=("error", "drop"), default=None,
-                        help="simulation cells outside the reference domain: an error "
-                        "(default) or dropped (--train, classical methods)")
+                        help="simulation cells outside the reference domain, or where the reference "
+                        "has no value (a land-sea mask): an error (default) or dropped "
+                        "(masked cells written as missing values; --train, classical methods)")
     parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
                         help="period an accumulated reference amount refers to on a daily axis "
                         "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")

@@ -544,8 +544,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"tokens of the neighbourhood (default {NetworkConfig.trunk}; "
                         "docs/offline.md compares them)")
     parser.add_argument("--outside", choices=("error", "drop"), default="error",
-                        help="simulation cells outside the reference box: an error (default) "
-                        "or dropped")
+                        help="simulation cells outside the reference box, or where the reference has "
+                        "no value (a land-sea mask): an error (default), or dropped (masked "
+                        "cells are written as missing values by correct)")
     parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
                         default=True,
                         help="convert a daily reference to the simulation's calendar (noleap, "

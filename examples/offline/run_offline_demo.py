@@ -229,7 +229,8 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p.add_argument("--bootstrap", type=int, default=200,
                    help="year resamples for the robustness of ml vs qdm (0: off)")
     p.add_argument("--outside", choices=("error", "drop"), default="error",
-                   help="model cells outside the reference box: an error, or dropped")
+                   help="model cells outside the reference box, or where the reference has no "
+                   "value (a land-sea mask): an error, or dropped (masked cells: missing)")
     p.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
                    help="period of an accumulated reference amount on a daily axis (ERA5 tp "
                    "in m: 86400 for daily totals, 3600 for daily means of hourly values)")
