@@ -21,7 +21,6 @@ from atmocorrect.checkpoint import read_manifest
 from atmocorrect.data import samples
 from atmocorrect.data.coords import merge_expver
 from atmocorrect.data.pairs import PairConfig, load_pair
-from atmocorrect.errors import FieldError
 from atmocorrect.offline.apply import CorrectionRequest, correct_file
 from atmocorrect.offline.config import ApplyConfig, TrainConfig
 from atmocorrect.offline.metrics import marginal_metrics
@@ -36,8 +35,10 @@ def test_wet_threshold_in_the_variables_units():
     assert wet_threshold("pr", "kg m-2 s-1") == pytest.approx(WET)
     assert wet_threshold("pr", "mm day-1") == pytest.approx(0.1)
     assert wet_threshold("tas", "K") == 0.0
-    with pytest.raises(FieldError, match=r"'pr'.*kg m-2 s-1"):
-        wet_threshold("pr", "furlongs")
+    assert wet_threshold("tp", "m", step_seconds=86400) == pytest.approx(1e-4)  # daily totals
+    assert wet_threshold("pr", "mm", step_seconds=3 * 3600) == pytest.approx(0.1 / 8)
+    with pytest.warns(UserWarning, match=r"'furlongs'.*'pr' are kept dry"):
+        assert wet_threshold("pr", "furlongs") == 0.0
 
 
 def test_jitter_replaces_only_dry_values_and_is_the_same_chunk_by_chunk():

@@ -116,6 +116,14 @@ def remove_trend(x: np.ndarray, times: np.ndarray, season: np.ndarray,
     return x - trend[:, None] * np.nan_to_num(coef[-1])[None, :]
 
 
+def step_seconds(times: np.ndarray) -> float:
+    """The median time step in seconds (cftime or datetime64 times)."""
+    t = np.asarray(times)
+    if np.issubdtype(t.dtype, np.datetime64):
+        return float(np.median(np.diff(t).astype("timedelta64[s]").astype(float)))
+    return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
+
+
 def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     """Calibration arrays, transforms, normalisation and point features from a pair."""
     for role, ds in (("simulation", pair.sim), ("reference", pair.ref)):
@@ -135,7 +143,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
                 raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
             offset = 0.01 * float(np.nanmean(xs))
             dry = 0.5 * offset
-            wet = wet_threshold(var, sim[var].attrs.get("units"))
+            wet = wet_threshold(var, sim[var].attrs.get("units"), step_seconds(sim["time"].values))
             with np.errstate(invalid="ignore"):
                 dry_fraction = max(float(np.mean(a < wet)) for a in (xs, xr_))
             if wet > 0:  # jittered dry values are > 0: the offset only guards log(0)
@@ -169,8 +177,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
         ]
     )
     feats = point_features(lat, lon, clim, grid_shape, cfg.network.neighbourhood)
-    t = sim["time"].values
-    step = float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
+    step = step_seconds(sim["time"].values)
     has_reference = np.logical_and.reduce([np.isfinite(v.ref).any(axis=0) for v in out])
     return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step, has_reference)
 

@@ -26,6 +26,8 @@ Example
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import units as units_mod
@@ -42,24 +44,36 @@ _SEED = 20161
 JITTER_DECADES = 2.0
 
 
-def wet_threshold(variable: str, units: str | None) -> float:
+def wet_threshold(variable: str, units: str | None, step_seconds: float | None = None) -> float:
     """The wet-day threshold of ``variable`` in its ``units`` (0.0: no dry days to handle).
+
+    Fluxes and daily depths are converted directly; an amount accumulated over each time step
+    (``m``, ``mm``, ``kg m-2``) needs the step length. Units that cannot express it give a
+    warning and 0.0: dry values are then kept dry, as before this handling existed.
 
     >>> round(wet_threshold("pr", "kg m-2 s-1") * 86400, 6)
     0.1
+    >>> round(wet_threshold("tp", "m", step_seconds=86400), 9)
+    0.0001
     >>> wet_threshold("tas", "K")
     0.0
     """
     if variable not in PRECIPITATION_VARIABLES:
         return 0.0
+    flux = WET_DAY_MM_PER_DAY / 86400.0  # kg m-2 s-1
     try:
-        return float(units_mod.convert(WET_DAY_MM_PER_DAY, "mm day-1", units or "1",
+        if units_mod.is_accumulation(units) and step_seconds:
+            per_unit = float(units_mod.accumulation_to_flux(1.0, units, step_seconds))
+            return flux / per_unit
+        return float(units_mod.convert(flux, "kg m-2 s-1", units or "1",
                                        f"the wet-day threshold of {variable!r}"))
     except FieldError as err:
-        raise FieldError(
-            f"{err}; precipitation {variable!r} must be a flux (kg m-2 s-1) or a daily depth "
-            "(mm day-1) so that the 0.1 mm/day wet-day threshold can be expressed"
-        ) from None
+        warnings.warn(
+            f"{err}: the 0.1 mm/day wet-day threshold cannot be expressed in {units!r}, so dry "
+            f"values of {variable!r} are kept dry and the wet-day frequency is not corrected; "
+            "give precipitation as a flux (kg m-2 s-1) or a daily depth (mm day-1) for that",
+            stacklevel=2)
+        return 0.0
 
 
 def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = _SEED) -> np.ndarray:
