@@ -41,6 +41,8 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..offline.config import add_pair_arguments
+
     parser.add_argument("--model", metavar="DIR",
                         help="checkpoint directory (needed for ml; optional for classical methods)")
     parser.add_argument("--input", nargs="+", required=True, metavar="SIM",
@@ -62,20 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", action="store_true",
                         help="(ml) train the checkpoint into --model first, from --historical "
                         "and --reference over --calibration")
-    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
-                        help="reference name of a variable when not the usual ERA5 one")
-    parser.add_argument("--outside", choices=("error", "drop"), default=None,
-                        help="simulation cells outside the reference domain, or where the reference "
-                        "has no value (a land-sea mask): an error (default) or dropped "
-                        "(masked cells written as missing values; --train, classical methods)")
-    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
-                        help="period an accumulated reference amount refers to on a daily axis "
-                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
-    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
-                        default=None,
-                        help="convert a daily reference to the simulation's calendar (noleap, "
-                        "360_day) when they differ (default: yes, or as the checkpoint was "
-                        "trained)")
+    add_pair_arguments(parser, from_checkpoint=True)
     parser.add_argument("--chunk-points", type=int, default=None, metavar="N",
                         help="grid points per dask chunk (bounds memory; default 256)")
     parser.add_argument("--threads", type=int, default=1,

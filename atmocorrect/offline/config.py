@@ -252,3 +252,37 @@ def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+def add_pair_arguments(parser: Any, *, from_checkpoint: bool = False) -> None:
+    """The options of reading a simulation/reference pair (:class:`~atmocorrect.data.pairs.
+    PairConfig`), the same for ``train offline``, ``correct``, ``evaluate offline`` and the
+    demo. ``from_checkpoint``: unset options default to what the checkpoint was trained with.
+
+    >>> import argparse
+    >>> p = argparse.ArgumentParser()
+    >>> add_pair_arguments(p)
+    >>> a = p.parse_args(["--outside", "drop", "--reference-name", "tasmax=t2m"])
+    >>> a.outside, a.reference_name, a.convert_calendar, a.accumulation_period
+    ('drop', ['tasmax=t2m'], True, None)
+    """
+    import argparse
+
+    default = " (default: as the checkpoint was trained, else {})" if from_checkpoint else \
+        " (default: {})"
+    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
+                        help="the reference's name of a variable when not the usual ERA5 one "
+                        "(repeatable), e.g. tasmax=t2m")
+    parser.add_argument("--outside", choices=("error", "drop"),
+                        default=None if from_checkpoint else "error",
+                        help="simulation cells outside the reference box, or where the "
+                        "reference has no value (a land-sea mask): an error, or dropped (left "
+                        "out of calibration and scores; masked cells are written as missing "
+                        "values)" + default.format("error"))
+    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
+                        help="period an accumulated reference amount refers to on a daily axis "
+                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
+    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
+                        default=None if from_checkpoint else True,
+                        help="convert a daily reference to the simulation's calendar (noleap, "
+                        "360_day) when they differ" + default.format("yes"))

@@ -41,7 +41,7 @@ from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
 from ..errors import DataError, UsageError
-from .config import parse_mapping
+from .config import add_pair_arguments, parse_mapping
 from .metrics import (
     METRICS,
     SIGNAL_METRICS,
@@ -323,18 +323,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="corrected baseline and future files for the climate-change signal")
     parser.add_argument("--baseline-period", default="1979-2004",
                         help="years of the baseline for the signal (default 1979-2004)")
-    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
-                        help="reference name of a variable when not the usual ERA5 one")
-    parser.add_argument("--outside", choices=("error", "drop"), default="error",
-                        help="simulation points outside the reference domain, or where it has no value "
-                        "(a land-sea mask): an error (default), or left out of the scores")
-    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
-                        help="period an accumulated reference amount refers to on a daily axis "
-                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
-    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="convert a daily reference to each file's calendar (noleap, "
-                        "360_day) when they differ (default: yes)")
+    add_pair_arguments(parser)
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle and Q-Q plots here")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",

@@ -41,7 +41,14 @@ from ..data.timeaxis import (
 )
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
-from .config import TRUNKS, ApplyConfig, NetworkConfig, TrainConfig, parse_mapping
+from .config import (
+    TRUNKS,
+    ApplyConfig,
+    NetworkConfig,
+    TrainConfig,
+    add_pair_arguments,
+    parse_mapping,
+)
 from .features import PATCH_MONTHS, climatology_patches, point_features
 from .wetdays import jitter_dry, wet_threshold
 
@@ -534,9 +541,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variables", nargs="+", required=True, metavar="VAR",
                         help="simulation variable names (CMIP: tas tasmax tasmin pr psl ...); "
                         "the reference is searched for the ERA5 names (t2m, mx2t, tp, msl ...)")
-    parser.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
-                        help="the reference's name of a variable when not the usual ERA5 one "
-                        "(repeatable), e.g. tasmax=t2m")
+    add_pair_arguments(parser)
     parser.add_argument("--calibration", default="1979-2004", metavar="YYYY-YYYY",
                         help="calibration years (default 1979-2004)")
     parser.add_argument("--out", required=True, metavar="DIR",
@@ -550,17 +555,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "neighbourhood features, or a transformer over climatology-patch "
                         f"tokens of the neighbourhood (default {NetworkConfig.trunk}; "
                         "docs/offline.md compares them)")
-    parser.add_argument("--outside", choices=("error", "drop"), default="error",
-                        help="simulation cells outside the reference box, or where the reference has "
-                        "no value (a land-sea mask): an error (default), or dropped (masked "
-                        "cells are written as missing values by correct)")
-    parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="convert a daily reference to the simulation's calendar (noleap, "
-                        "360_day) when they differ (default: yes)")
-    parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
-                        help="period an accumulated reference amount refers to on a daily axis "
-                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing checkpoint directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,7 +48,7 @@ from atmocorrect.data.pairs import PairConfig  # noqa: E402
 from atmocorrect.data.readers import open_many  # noqa: E402
 from atmocorrect.data.timeaxis import format_period, parse_period, require_period  # noqa: E402
 from atmocorrect.errors import AtmocorrectError, DataError  # noqa: E402
-from atmocorrect.offline.config import TrainConfig, parse_mapping  # noqa: E402
+from atmocorrect.offline.config import TrainConfig, add_pair_arguments, parse_mapping  # noqa: E402
 from atmocorrect.offline.evaluate import EvaluationSpec, evaluate, markdown_table  # noqa: E402
 from atmocorrect.offline.train import train_offline  # noqa: E402
 
@@ -228,18 +228,7 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bootstrap", type=int, default=200,
                    help="year resamples for the robustness of ml vs qdm (0: off)")
-    p.add_argument("--outside", choices=("error", "drop"), default="error",
-                   help="model cells outside the reference box, or where the reference has no "
-                   "value (a land-sea mask): an error, or dropped (masked cells: missing)")
-    p.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
-                   help="period of an accumulated reference amount on a daily axis (ERA5 tp "
-                   "in m: 86400 for daily totals, 3600 for daily means of hourly values)")
-    p.add_argument("--reference-name", action="append", default=[], metavar="VAR=NAME",
-                   help="the reference's name of the variable when not the usual ERA5 one "
-                   "(e.g. tasmax=t2m)")
-    p.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction, default=True,
-                   help="convert a daily reference to the simulation's calendar (noleap, "
-                   "360_day) when they differ (default: yes)")
+    add_pair_arguments(p)
     a = p.parse_args(argv)
     data = a.data or samples.sample_data_dir()
     if a.historical is None or a.reference is None:

@@ -128,38 +128,6 @@ int ac_python_start(char *errmsg, size_t errlen) {
 
 int ac_python_started_here(void) { return started_here; }
 
-int ac_call(const char *where, const char *function, PyObject *args, long long *value,
-            char *errmsg, size_t errlen) {
-  int rc;
-  PyObject *fn = PyObject_GetAttrString(bridge_module, function);
-  PyObject *result = fn ? PyObject_CallObject(fn, args) : NULL;
-  Py_XDECREF(fn);
-  if (result == NULL) {
-    format_python_error(errmsg, errlen, where);
-    return ATMOCORRECT_EMODEL;
-  }
-  PyObject *status = PyTuple_Check(result) && PyTuple_Size(result) >= 2 ? PyTuple_GetItem(result, 0) : NULL;
-  if (status == NULL) {
-    ac_set_error(errmsg, errlen, "%s: the Python bridge returned an unexpected value", where);
-    Py_DECREF(result);
-    return ATMOCORRECT_EMODEL;
-  }
-  rc = (int)PyLong_AsLong(status);
-  const char *msg = PyUnicode_AsUTF8(PyTuple_GetItem(result, 1));
-  if (rc != 0) {
-    ac_set_error(errmsg, errlen, "%s", msg ? msg : where);
-  } else if (errmsg && errlen) {
-    errmsg[0] = '\0';
-  }
-  if (rc == 0 && value != NULL && PyTuple_Size(result) >= 3) {
-    PyObject *v = PyTuple_GetItem(result, 2);
-    *value = (v != Py_None) ? PyLong_AsLongLong(v) : 0;
-  }
-  if (PyErr_Occurred()) PyErr_Clear();
-  Py_DECREF(result);
-  return rc;
-}
-
 int ac_call_object(const char *where, const char *function, PyObject *args, PyObject **value,
                    char *errmsg, size_t errlen) {
   *value = NULL;
@@ -188,6 +156,18 @@ int ac_call_object(const char *where, const char *function, PyObject *args, PyOb
   }
   if (PyErr_Occurred()) PyErr_Clear();
   Py_DECREF(result);
+  return rc;
+}
+
+int ac_call(const char *where, const char *function, PyObject *args, long long *value,
+            char *errmsg, size_t errlen) {
+  PyObject *obj = NULL;
+  int rc = ac_call_object(where, function, args, &obj, errmsg, errlen);
+  if (rc == 0 && value != NULL && obj != NULL) {
+    *value = (obj != Py_None) ? PyLong_AsLongLong(obj) : 0;
+    if (PyErr_Occurred()) PyErr_Clear();
+  }
+  Py_XDECREF(obj);
   return rc;
 }
 
