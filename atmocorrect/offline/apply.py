@@ -194,7 +194,7 @@ def ml_correct_points(
 
     norm = model.norm[var]
     wet = float(norm.get("wet_threshold", 0.0))  # absent: checkpoints before SSR
-    y = model.forward_transform(var, jitter_dry(np.asarray(x, dtype=np.float64), wet, points))
+    y = model.forward_transform(var, jitter_dry(x, wet, points))
     T, n = y.shape
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes

@@ -80,9 +80,9 @@ def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = 
     """``x`` (time, points) with values below ``threshold`` replaced by log-uniform values in
     ``(threshold / 100, threshold)``; ``points`` are the columns' point indices (they seed the
     draws)."""
+    if threshold <= 0:  # no dry days to handle: no copy
+        return np.asarray(x, dtype=np.float64)
     out = np.array(x, dtype=np.float64, copy=True)
-    if threshold <= 0:
-        return out
     for j, p in enumerate(np.asarray(points).ravel()):
         col = out[:, j]
         dry = np.isfinite(col) & (col < threshold)
