@@ -43,7 +43,7 @@ setup: .stamp-system .stamp-venv
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q --no-binary=mpi4py "mpi4py>=3.1"
 	$(PIP) install -q "scikit-build-core>=0.10" numpy safetensors xarray netCDF4 cftime tqdm \
-	    matplotlib scipy pytest pytest-timeout ruff "f90wrap>=0.2.14" meson ninja dask cfgrib eccodes ibicus
+	    matplotlib scipy pytest pytest-timeout ruff "f90wrap>=0.2.14" meson ninja dask zarr cfgrib eccodes ibicus
 	@touch $@
 
 # The package with its compiled bridge (rebuilt when a source changes).

@@ -30,7 +30,7 @@ import xarray as xr
 
 from .. import __version__
 from .. import units as U
-from ..atomic import atomic_file
+from ..atomic import atomic_directory, atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
 from ..data.coords import restore_layout
 from ..data.pairs import PairConfig, load_pair
@@ -457,22 +457,40 @@ def _file_chunks(da: xr.DataArray, target_bytes: int = 4 << 20) -> tuple[int, ..
     return tuple(steps if d == "time" else da.sizes[d] for d in da.dims)
 
 
+def zarr_encoding(encoding: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """The netCDF encoding of :func:`_encoding` in the keys a zarr store takes: values, fill
+    value, packing and the time units/calendar are kept; netCDF compression and chunk shapes
+    are left to zarr (its chunks follow the dask chunks)."""
+    keep = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar")
+    return {name: {k: v for k, v in enc.items() if k in keep} for name, enc in encoding.items()}
+
+
 def write_atomic(ds: xr.Dataset, output: Path, encoding: dict, progress: bool = False,
                  threads: int = 1) -> Path:
     """Write ``ds`` to a temporary sibling of ``output`` (computing dask chunk by chunk),
-    then rename it into place."""
+    then rename it into place: a zarr store when ``output`` ends in ``.zarr``, else
+    netCDF-4."""
     import dask
 
     scheduler = {"scheduler": "synchronous"} if threads <= 1 else {
         "scheduler": "threads", "num_workers": threads}
-    with atomic_file(output) as tmp, dask.config.set(**scheduler):
+    as_zarr = output.suffix.lower() == ".zarr"
+    target = atomic_directory(output) if as_zarr else atomic_file(output)
+    with target as tmp, dask.config.set(**scheduler):
+        if as_zarr:
+            def write() -> None:
+                ds.to_zarr(tmp, mode="w", encoding=zarr_encoding(encoding),
+                           zarr_format=2, consolidated=True)
+        else:
+            def write() -> None:
+                ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
         if progress:
             from dask.diagnostics import ProgressBar
 
             with ProgressBar():
-                ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
+                write()
         else:
-            ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
+            write()
     return output
 
 
