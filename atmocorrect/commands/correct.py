@@ -11,7 +11,8 @@ from pathlib import Path
 from ..errors import UsageError
 
 DESCRIPTION = """\
-Correct a simulation's netCDF/GRIB output after the fact and write a CF-compliant netCDF.
+Correct a simulation's netCDF/GRIB/zarr output after the fact and write CF-compliant netCDF
+(or a zarr store, for an --output ending in .zarr).
 
 Methods:
   ml                 the learned distribution correction of a checkpoint (--model), trained on
@@ -46,8 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR",
                         help="checkpoint directory (needed for ml; optional for classical methods)")
     parser.add_argument("--input", nargs="+", required=True, metavar="SIM",
-                        help="simulation file(s) to correct (netCDF or GRIB)")
-    parser.add_argument("--output", required=True, metavar="OUT", help="netCDF file to write")
+                        help="simulation file(s) to correct (netCDF, GRIB or zarr stores)")
+    parser.add_argument("--output", required=True, metavar="OUT",
+                        help="file to write: netCDF-4, or a zarr store when OUT ends in .zarr "
+                        "(written to a temporary name beside it, renamed when complete)")
     parser.add_argument("--method", default="ml",
                         choices=("ml", "linear-scaling", "quantile-mapping", "qdm"),
                         help="correction method (default ml)")
