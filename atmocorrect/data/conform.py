@@ -19,14 +19,16 @@ atmocorrect.errors.DataError: data: variable 'tas' has units 'K' but its values 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from .. import units as U
 from ..errors import DataError, FieldError
-from .timeaxis import infer_frequency
+from .timeaxis import infer_frequency, regular_step
 
-PRECIP_NAMES = {"pr", "tp", "prc", "prl", "precip", "precipitation", "cp", "lsp", "rr", "tot_prec"}
+PRECIP_NAMES = {"pr", "tp", "mtpr", "avg_tprate", "prc", "prl", "precip", "precipitation", "cp", "lsp", "rr", "tot_prec"}
 
 
 def is_precipitation(da: xr.DataArray) -> bool:
@@ -42,18 +44,40 @@ def source_of(da: xr.DataArray) -> str:
 def accumulation_period_seconds(da: xr.DataArray, given: float | None = None) -> float:
     """The period an accumulated amount refers to: ``given``, else from the time step.
 
-    Hourly/sub-daily ERA5: the time step. Monthly means of ERA5 accumulations are daily
-    accumulations (ECMWF convention): one day. Daily files are ambiguous (a daily sum, or the
-    daily mean of hourly accumulations) and need ``given``.
+    Hourly (or finer) data: the time step (ERA5 hourly ``tp``: the hour ending at the stamp).
+    Monthly means of ERA5 accumulations are daily accumulations (ECMWF convention): one day.
+    Daily files are ambiguous (a daily sum, or the daily mean of hourly accumulations) and
+    need ``given``; so are sub-daily steps longer than an hour: ERA5 hourly data downloaded
+    every 3 or 6 hours still hold 1-hour amounts, other products the amount of the whole step.
+
+    >>> import cftime, numpy as np
+    >>> t = [cftime.DatetimeGregorian(2000, 1, 1, h) for h in range(0, 24, 6)]
+    >>> tp = xr.DataArray(np.zeros(4), dims="time", coords={"time": t}, name="tp",
+    ...                   attrs={"units": "m"})
+    >>> accumulation_period_seconds(tp, 3600)  # ERA5 hourly, every 6th hour downloaded
+    3600.0
+    >>> accumulation_period_seconds(tp)
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: data: variable 'tp' is an accumulation in 'm' on a 6-hourly time axis: ERA5 hourly data downloaded every 6 hours still hold 1-hour amounts (--accumulation-period 3600), other products the amount of the whole step (--accumulation-period 21600); say which
     """
     if given is not None:
         if given <= 0:
             raise DataError(f"accumulation period must be positive, got {given} s")
+        _warn_if_longer_than_step(da, float(given))
         return float(given)
     t = da["time"].values
     freq = infer_frequency(t, source=source_of(da))
     if freq == "subdaily":
-        return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
+        step = regular_step(t, source=source_of(da))
+        if step <= 3600:
+            return float(step)
+        raise DataError(
+            f"{source_of(da)}: variable {da.name!r} is an accumulation in "
+            f"{da.attrs.get('units')!r} on a {step / 3600:g}-hourly time axis: ERA5 hourly data "
+            f"downloaded every {step / 3600:g} hours still hold 1-hour amounts "
+            f"(--accumulation-period 3600), other products the amount of the whole step "
+            f"(--accumulation-period {step}); say which"
+        )
     if freq in ("month", "year"):
         return 86400.0
     raise DataError(
@@ -62,6 +86,23 @@ def accumulation_period_seconds(da: xr.DataArray, given: float | None = None) ->
         "accumulations; give the accumulation period (accumulation_period=86400 or 3600, "
         "--accumulation-period)"
     )
+
+
+def _warn_if_longer_than_step(da: xr.DataArray, given: float) -> None:
+    """A period longer than a sub-daily step (``--accumulation-period 86400`` kept from daily
+    files for hourly ERA5) makes each amount that many times too small: warn."""
+    if "time" not in da.dims or da.sizes["time"] < 2:
+        return
+    t = da["time"].values
+    if infer_frequency(t, source=source_of(da)) != "subdaily":
+        return
+    step = regular_step(t, source=source_of(da))
+    if given > step:
+        warnings.warn(
+            f"{source_of(da)}: variable {da.name!r}: each amount is taken as accumulated over "
+            f"{given:g} s (the accumulation period given) but the values are {step} s apart; "
+            f"ERA5 hourly {da.name} holds the amount of one hour (--accumulation-period 3600, "
+            "or leave it out for hourly data)", stacklevel=4)
 
 
 def check_plausible(da: xr.DataArray, units: str | None = None, sample_steps: int = 400) -> None:

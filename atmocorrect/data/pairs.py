@@ -11,7 +11,14 @@ This is where the readers, unit conversion, calendar checks and interpolation me
   the 31st days for a ``360_day`` one); only distributions are compared, never days, so
   nothing is lost; ``convert_calendar=False`` refuses instead; monthly data are matched by
   (year, month);
-* sub-daily references are averaged to the simulation's daily or monthly steps;
+* a finer reference (hourly ERA5 for a daily model, daily for a monthly one) is aggregated to
+  the simulation's steps with the statistic the simulation variable asks for (its CF
+  ``cell_methods`` along time, else its name: ``tasmax`` the daily maximum, ``tasmin`` the
+  minimum, everything else, precipitation fluxes included, the mean), on the dates' 00:00-24:00
+  UTC days of the reference's own calendar (then converted), each value of an ERA5
+  accumulation/maximum/minimum in the day of the step ending at its stamp (``tp`` at 00:00
+  belongs to the day before); incomplete days (months) become missing values, with a warning,
+  and irregular time steps are an error (:func:`aggregate_reference`);
 * the reference is interpolated to the simulation's grid or points.
 
 Example
@@ -28,16 +35,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
+from .. import units as U
 from ..errors import DataError
-from .conform import check_plausible, conform_units
+from .conform import check_plausible, conform_units, is_precipitation
 from .readers import find_variable, open_dataset
 from .regrid import Method, Outside, interpolate_to, subset_inside
 from .timeaxis import (
@@ -46,8 +55,13 @@ from .timeaxis import (
     canonical_calendar,
     check_overlap,
     describe_span,
+    expected_steps,
+    format_period,
     infer_frequency,
+    period_index,
+    regular_step,
     same_calendar,
+    step_back,
 )
 
 #: Reference (ERA5) names of the CMIP variables, tried in order.
@@ -58,7 +72,7 @@ REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
     "tas": ("t2m", "2t", "tas", "tg"),
     "tasmax": ("mx2t", "tasmax", "tx", "mx2t24"),
     "tasmin": ("mn2t", "tasmin", "tn", "mn2t24"),
-    "pr": ("tp", "pr", "rr"),
+    "pr": ("tp", "pr", "rr", "mtpr", "avg_tprate"),
     "psl": ("msl", "psl", "pp"),
     "ps": ("sp", "ps"),
     "uas": ("u10", "10u", "uas"),
@@ -87,13 +101,15 @@ class PairConfig:
     outside:
         Simulation cells outside the reference domain: ``error`` or ``drop``.
     convert_calendar:
-        Convert the reference to the simulation's calendar when they differ (daily data;
+        Convert the reference to the simulation's calendar when they differ (daily data,
+        and sub-daily data after their aggregation to days;
         ``noleap``: 29 February dropped; ``360_day``: the 31st days dropped, 29-30 February
         absent) instead of refusing. On by default: the correction and its evaluation compare
         distributions per season, never individual days.
     accumulation_period:
         Seconds an accumulated reference amount (ERA5 ``tp``) refers to, when the time axis
-        does not say (daily files).
+        does not say: daily files, and sub-daily steps longer than an hour (ERA5 hourly data
+        downloaded every 3 or 6 hours still hold 1-hour amounts: 3600). Hourly data: the step.
     chunks:
         Dask chunks for the simulation (``{"lat": 32}``), to read large files lazily.
     """
@@ -221,11 +237,270 @@ def _is_bounds(name: str) -> bool:
     return name.endswith(("_bnds", "_bounds", "_bnd")) or name in ("bnds", "bounds")
 
 
-def _aggregate(ref: xr.DataArray, to: Frequency) -> xr.DataArray:
-    rule = {"day": "1D", "month": "MS", "year": "YS"}[to]
-    out = ref.resample(time=rule).mean()
-    out.attrs, out.encoding, out.name = ref.attrs, dict(ref.encoding), ref.name
+Statistic = Literal["mean", "max", "min", "sum", "median"]
+
+#: CF ``cell_methods`` methods and the statistic that aggregates finer steps to them.
+CF_STATISTICS: dict[str, Statistic] = {
+    "mean": "mean", "maximum": "max", "minimum": "min", "sum": "sum", "median": "median",
+}
+_CF_WORDS = {v: k for k, v in CF_STATISTICS.items()}
+
+#: Statistics (within a day, over the days of a month or year) of CMIP variables whose
+#: ``cell_methods`` do not say: daily maximum/minimum temperature and wind; everything else,
+#: precipitation fluxes included (the mean flux of a day is its total / 86400 s), the mean.
+NAME_STATISTICS: dict[str, tuple[Statistic, Statistic]] = {
+    "tasmax": ("max", "mean"), "tasmin": ("min", "mean"), "sfcWindmax": ("max", "mean"),
+}
+
+#: ERA5 names of values that describe the step ending at their time stamp (the hour before
+#: it in hourly data): accumulations, maxima/minima since the previous post-processing, and
+#: mean rates; cfgrib and the new CDS also say so with ``GRIB_stepType``.
+INTERVAL_NAMES = frozenset({"tp", "cp", "lsp", "mx2t", "mn2t", "mtpr", "avg_tprate", "i10fg",
+                            "fg10", "ssrd", "strd", "e"})
+
+
+def time_cell_methods(cell_methods: str) -> list[tuple[str, str]]:
+    """The (method, qualifier) pairs applied along time in a CF ``cell_methods`` string.
+
+    >>> time_cell_methods("area: mean time: maximum")
+    [('maximum', '')]
+    >>> time_cell_methods("area: time: mean")
+    [('mean', '')]
+    >>> time_cell_methods("area: mean time: maximum within days time: mean over days")
+    [('maximum', 'within days'), ('mean', 'over days')]
+    >>> time_cell_methods("area: mean where land (comment: mask)")
+    []
+    """
+    tokens = re.sub(r"\([^)]*\)", " ", str(cell_methods)).split()
+    out: list[tuple[str, str]] = []
+    names: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i].endswith(":"):
+            names.append(tokens[i][:-1])
+            i += 1
+            continue
+        method, qualifier = tokens[i], []
+        i += 1
+        while i < len(tokens) and not tokens[i].endswith(":"):
+            qualifier.append(tokens[i])
+            i += 1
+        if "time" in names:
+            out.append((method, " ".join(qualifier)))
+        names = []
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregation:
+    """How a finer reference is brought to the simulation's steps: ``within_days`` takes
+    sub-daily steps to a day, ``over_days`` days to a month or year (and months to a year);
+    ``why`` says where they come from, for messages."""
+
+    within_days: Statistic
+    over_days: Statistic
+    why: str
+
+
+def aggregation_of(sim: xr.DataArray, source: str) -> Aggregation:
+    """The statistics a simulation variable asks for: from its CF ``cell_methods`` along time,
+    else from its CMIP name (:data:`NAME_STATISTICS`), else the mean. A name that says
+    otherwise than the ``cell_methods`` (``tasmax`` labelled ``time: mean``, copied from
+    ``tas``?) is warned about; the ``cell_methods`` are followed.
+
+    >>> da = xr.DataArray([300.0], dims="time", name="tasmax",
+    ...                   attrs={"cell_methods": "area: mean time: maximum"})
+    >>> aggregation_of(da, "tasmax_day.nc")
+    Aggregation(within_days='max', over_days='max', why="cell_methods 'area: mean time: maximum'")
+    >>> aggregation_of(da.assign_attrs(cell_methods=""), "tasmax_day.nc").within_days
+    'max'
+    """
+    name = str(sim.name)
+    text = str(sim.attrs.get("cell_methods", ""))
+    methods = time_cell_methods(text)
+    if not methods:
+        within, over = NAME_STATISTICS.get(name, ("mean", "mean"))
+        why = f"the name {name!r}" if name in NAME_STATISTICS else "the default (mean)"
+        return Aggregation(within, over, why)
+    for method, _ in methods:
+        if method not in CF_STATISTICS:
+            raise DataError(
+                f"{source}: variable {name!r} has cell_methods {text!r}: time method "
+                f"{method!r} is not one a finer reference can be aggregated to (mean, maximum, "
+                "minimum, sum, median); give a reference at the simulation's time step")
+    quals = [q for _, q in methods]
+    first = next((m for m, q in methods if q.startswith("within")), methods[0][0])
+    over = next((m for m, q in methods if q.startswith("over")),
+                "mean" if any(q.startswith("within") for q in quals) else first)
+    agg = Aggregation(CF_STATISTICS[first], CF_STATISTICS[over], f"cell_methods {text!r}")
+    if name in NAME_STATISTICS and NAME_STATISTICS[name][0] != agg.within_days:
+        warnings.warn(
+            f"{source}: variable {name!r} has cell_methods {text!r} (time: {first}), not the "
+            f"time: {_CF_WORDS[NAME_STATISTICS[name][0]]} its name suggests; the reference is "
+            f"aggregated with the {first} as the cell_methods say (correct the attribute if "
+            "they are wrong)", stacklevel=3)
+    return agg
+
+
+def ends_its_step(ref: xr.DataArray) -> bool:
+    """Whether each value of a sub-daily reference describes the step that ends at its time
+    stamp (ERA5's convention for accumulations, maxima, minima and mean rates: ``tp`` at 00:00
+    is the precipitation of the last hour of the day before) rather than the instant.
+
+    >>> ends_its_step(xr.DataArray([0.0], name="tp", attrs={"units": "m"}))
+    True
+    >>> ends_its_step(xr.DataArray([280.0], name="t2m", attrs={"GRIB_stepType": "instant"}))
+    False
+    """
+    step_type = str(ref.attrs.get("GRIB_stepType", "")).lower()
+    if step_type:
+        return step_type in ("accum", "max", "min", "avg")
+    methods = time_cell_methods(str(ref.attrs.get("cell_methods", "")))
+    if methods:
+        return methods[0][0] in CF_STATISTICS
+    if is_precipitation(ref) and U.is_accumulation(ref.attrs.get("units")):
+        return True
+    return str(ref.encoding.get("stored_name", ref.name)).lower() in INTERVAL_NAMES
+
+
+def _period_word(t: Any, to: Frequency) -> str:
+    return t.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[to])
+
+
+def aggregate_complete(
+    ref: xr.DataArray,
+    to: Frequency,
+    statistic: Statistic,
+    step: int | None,
+    source: str,
+    years: tuple[int, int] | None = None,
+    back: int = 0,
+) -> xr.DataArray:
+    """``ref`` aggregated to days, months or years (labelled by their start, 00:00 of the
+    date, as ERA5's daily files) with ``statistic``; periods with fewer values than a complete
+    one (``step`` seconds apart; ``None``: months in a year) are missing (NaN), never computed
+    from the values present, and a warning names ``source``, how many periods of the
+    ``years`` (all when None) were incomplete and the first of them. Points without any value
+    (a land-sea mask) are not counted. Each stamp is moved ``back`` seconds first (see
+:func:`~atmocorrect.data.timeaxis.step_back`). Computed in float64, returned in ``ref``'s
+dtype.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeGregorian(2000, 1, d, h) for d in (1, 2) for h in range(0, 24, 6)]
+    >>> da = xr.DataArray(np.arange(8.0), dims="time", coords={"time": t}, name="t2m")
+    >>> aggregate_complete(da, "day", "max", 21600, "era5.nc").values.tolist()
+    [3.0, 7.0]
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     out = aggregate_complete(da.isel(time=slice(1, None)), "day", "mean", 21600, "era5.nc")
+    >>> out.values.tolist(), str(w[0].message).split(";")[0]
+    ([nan, 5.5], 'reference era5.nc: 1 of 2 days of t2m hold fewer values than a complete day (first: 2000-01-01, 3 of 4 values)')
+    """
+    dims = ref.dims
+    ref = ref.transpose("time", ...)
+    x = np.asarray(ref.values, dtype=np.float64)
+    idx, starts = period_index(ref["time"].values, to, back)
+    out, count = reduce_bins(x, idx, starts.size, statistic)
+    expected = expected_steps(starts, to, step)
+    complete = count >= expected.reshape(-1, *([1] * (x.ndim - 1)))
+    out[~complete] = np.nan
+    live = np.isfinite(x).any(axis=0)  # points with no value at all (masked): not counted
+    short = (~complete & live).reshape(starts.size, -1).any(axis=1)
+    in_scope = np.ones(starts.size, dtype=bool)
+    if years is not None:
+        yrs = np.array([t.year for t in starts])
+        in_scope = (yrs >= years[0]) & (yrs <= years[1])
+    bad = np.flatnonzero(short & in_scope)
+    if bad.size:
+        i = int(bad[0])
+        have = int(count[i][live].min())
+        scope = f" in {format_period(years)}" if years is not None else ""
+        warnings.warn(
+            f"reference {source}: {bad.size} of {int(in_scope.sum())} {to}s "
+            f"of {ref.name} hold fewer values than a complete {to} (first: "
+            f"{_period_word(starts[i], to)}, {have} of {int(expected[i])} values)"
+            f"{scope}; they are set to missing (NaN), not computed from the values present",
+            stacklevel=4)
+    coords = {k: v for k, v in ref.coords.items() if "time" not in v.dims}
+    result = xr.DataArray(out.astype(ref.dtype) if ref.dtype.kind == "f" else out,
+                          dims=ref.dims, coords={**coords, "time": starts},
+                          attrs=dict(ref.attrs), name=ref.name)
+    result["time"].attrs = dict(ref["time"].attrs)
+    result.encoding = dict(ref.encoding)
+    return result.transpose(*dims)
+
+
+def reduce_bins(
+    x: np.ndarray, idx: np.ndarray, n: int, statistic: Statistic
+) -> tuple[np.ndarray, np.ndarray]:
+    """``statistic`` of the finite values of ``x`` (time, ...) in each of ``n`` bins, given the
+    non-decreasing bin ``idx`` of each time, and how many finite values each bin holds (empty
+    bins: NaN and 0). Vectorised (``ufunc.reduceat``): ~0.1 s for 36 years of hourly data.
+
+    >>> x = np.array([1.0, np.nan, 3.0, 4.0])
+    >>> out, count = reduce_bins(x, np.array([0, 0, 2, 2]), 3, "max")
+    >>> out.tolist(), count.tolist()
+    ([1.0, nan, 4.0], [1, 0, 2])
+    >>> reduce_bins(x, np.array([0, 0, 2, 2]), 3, "mean")[0].tolist()
+    [1.0, nan, 3.5]
+    """
+    first = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    present = idx[first]
+    finite = np.isfinite(x)
+    count = np.zeros((n, *x.shape[1:]), dtype=np.int64)
+    count[present] = np.add.reduceat(finite.astype(np.int64), first, axis=0)
+    out = np.full((n, *x.shape[1:]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
+        if statistic in ("mean", "sum"):
+            total = np.add.reduceat(np.where(finite, x, 0.0), first, axis=0)
+            out[present] = total / count[present] if statistic == "mean" else total
+        elif statistic in ("max", "min"):
+            out[present] = (np.fmax if statistic == "max" else np.fmin).reduceat(x, first, axis=0)
+        elif statistic == "median":
+            ends = np.r_[first[1:], idx.size]
+            for b, lo, hi in zip(present, first, ends, strict=True):
+                out[b] = np.nanmedian(x[lo:hi], axis=0)
+        else:
+            raise DataError(f"unknown statistic {statistic!r}")
+    out[count == 0] = np.nan
+    return out, count
+
+
+def aggregate_reference(
+    ref: xr.DataArray,
+    r_freq: Frequency,
+    to: Frequency,
+    how: Aggregation,
+    *,
+    ends_step: bool,
+    source: str,
+    years: tuple[int, int] | None = None,
+    step: int | None = None,
+) -> xr.DataArray:
+    """A finer reference brought to the simulation's days, months or years: sub-daily steps
+    to days with ``how.within_days`` (each value in the day of the step it describes,
+    :func:`~atmocorrect.data.timeaxis.step_back`),
+    then days to months or years (or months to years) with ``how.over_days``, complete
+    periods only (:func:`aggregate_complete`). ``step``: the sub-daily step in seconds, when
+    already checked (:func:`~atmocorrect.data.timeaxis.regular_step`). The aggregation is
+    recorded in the ``aggregation`` attribute."""
+    done = []
+    if r_freq == "subdaily":
+        if step is None:
+            step = regular_step(ref["time"].values, source=f"reference {source}")
+        back = step_back(ref["time"].values, step, ends_step)
+        ref = aggregate_complete(ref, "day", how.within_days, step, source, years, back)
+        done.append(f"daily {_CF_WORDS[how.within_days]} of {step} s steps"
+                    + (" (each the step ending at its stamp)" if back else ""))
+        r_freq = "day"
+    if to != r_freq:
+        ref = aggregate_complete(ref, to, how.over_days, 86400 if r_freq == "day" else None,
+                                 source, years)
+        done.append(f"{to}ly {_CF_WORDS[how.over_days]}")
+    ref.attrs["aggregation"] = f"{', then '.join(done)}; complete periods only ({how.why})"
+    return ref
 
 
 def check_reference_coverage(ref: xr.DataArray, outside: Outside, source: str) -> None:
@@ -280,33 +555,47 @@ def load_pair(
             f"simulation is {s_freq} ({describe_span(sim)}); a coarser reference cannot "
             "calibrate a finer simulation"
         )
-    if s_freq in ("subdaily", "day") and not same_calendar(s_cal, r_cal):
-        if not config.convert_calendar:
-            raise DataError(
-                f"calendars differ: simulation {sim_sources[config.variables[0]][0]} uses "
-                f"{s_cal!r}, reference {ref_sources[config.variables[0]][0]} uses {r_cal!r}; "
-                f"{s_freq} values cannot be matched by date. Leave convert_calendar=True "
-                "(the default; drop --no-convert-calendar) to convert the reference to the "
-                "simulation's calendar"
-            )
+    ref_file = ref_sources[config.variables[0]][0]
+    aggregate = r_freq != s_freq
+    step = None
+    if aggregate and r_freq == "subdaily":  # before anything slow: a clear error
+        step = regular_step(ref_raw["time"].values, source=f"reference {ref_file}")
+    convert = s_freq in ("subdaily", "day") and not same_calendar(s_cal, r_cal)
+    if convert and not config.convert_calendar:
+        raise DataError(
+            f"calendars differ: simulation {sim_sources[config.variables[0]][0]} uses "
+            f"{s_cal!r}, reference {ref_file} uses {r_cal!r}; "
+            f"{s_freq} values cannot be matched by date. Leave convert_calendar=True "
+            "(the default; drop --no-convert-calendar) to convert the reference to the "
+            "simulation's calendar"
+        )
+    if convert and not aggregate:
         ref_raw = ref_raw.convert_calendar(canonical_calendar(s_cal), align_on="date", use_cftime=True)
-    check_overlap(sim, ref_raw, "the simulation", "the reference")
+    years = check_overlap(sim, ref_raw, "the simulation", "the reference")
     if config.outside == "drop":
         first = ref_raw[config.variables[0]]
         sim = subset_inside(sim, first)
     ref_vars: dict[str, Any] = {}
     for var in config.variables:
         r = ref_raw[var]
-        r.encoding["source"] = ", ".join(ref_sources[var])
+        where = ", ".join(ref_sources[var])
+        r.encoding["source"] = where
         stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
+        ends_step = aggregate and r_freq == "subdaily" and ends_its_step(r.rename(stored))
         r = conform_units(
             r.rename(stored), sim[var].attrs["units"],
             accumulation_period=config.accumulation_period,
         ).rename(var)
-        if r_freq != s_freq:
-            r = _aggregate(r, s_freq)
+        if aggregate:
+            # in the reference's own calendar, whose days are real days; then converted
+            how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))
+            r = aggregate_reference(r, r_freq, s_freq, how, ends_step=ends_step, source=where,
+                                    years=years, step=step)
+            if convert:
+                r = r.convert_calendar(canonical_calendar(s_cal), align_on="date",
+                                       use_cftime=True)
         r = interpolate_to(r, sim[var], method=config.method, outside="error")
-        check_reference_coverage(r, config.outside, ", ".join(ref_sources[var]))
+        check_reference_coverage(r, config.outside, where)
         ref_vars[var] = r
     ref = xr.Dataset(ref_vars)
     for var in config.variables:

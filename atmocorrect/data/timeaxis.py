@@ -152,7 +152,7 @@ def infer_frequency(values: np.ndarray, source: str = "time axis") -> Frequency:
     values = np.asarray(values).ravel()
     if values.size < 2:
         raise DataError(f"{source}: need at least two time steps, got {values.size}")
-    diffs = np.array([(b - a).total_seconds() for a, b in zip(values[:-1], values[1:], strict=True)])
+    diffs = _spacings_seconds(values).astype(np.float64)
     if np.any(diffs <= 0):
         bad = int(np.argmax(diffs <= 0))
         raise DataError(
@@ -249,3 +249,178 @@ def check_overlap(
             f"{name_b} covers {describe_span(b)}"
         )
     return start, end
+
+
+# ----------------------------------------------------------------- sub-daily references
+def whole_seconds(values: np.ndarray) -> np.ndarray:
+    """Time stamps as seconds from their calendar's origin, rounded to the second (float noise
+    of decoded times, 05:59:59.999999, removed); fast: no cftime arithmetic.
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeNoLeap(2001, 2, 28, 23), cftime.DatetimeNoLeap(2001, 3, 1)])
+    >>> np.diff(whole_seconds(t)).tolist()
+    [3600]
+    """
+    values = np.asarray(values).ravel()
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[s]").astype(np.int64)
+    micro = np.fromiter(
+        ((t.toordinal() * 86400 + t.hour * 3600 + t.minute * 60 + t.second) * 1_000_000
+         + t.microsecond for t in values), dtype=np.int64, count=values.size)
+    return (micro + 500_000) // 1_000_000
+
+
+def _spacings_seconds(values: np.ndarray) -> np.ndarray:
+    """Whole seconds between consecutive time stamps (cftime or datetime64)."""
+    return np.diff(whole_seconds(values))
+
+
+def _stamp(t: object) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if hasattr(t, "strftime") else str(t)
+
+
+def regular_step(values: np.ndarray, source: str = "time axis") -> int:
+    """The time step in seconds of a sub-daily axis, checked: it divides a day and every spacing
+    is a whole number of steps (a gap of missing steps is allowed: the days it touches become
+    incomplete); raises a :class:`DataError` naming ``source`` and the first odd step otherwise.
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeGregorian(2000, 1, 1, h) for h in (0, 1, 2, 5, 6, 7)])
+    >>> regular_step(t, "era5.nc")
+    3600
+    >>> t[3] = cftime.DatetimeGregorian(2000, 1, 1, 4, 30)
+    >>> regular_step(t, "era5.nc")
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: era5.nc: irregular time steps: step 3 (2000-01-01 02:00 to 2000-01-01 04:30) is 9000 s, not a whole number of the axis's 3600 s step; a file of another time step among the others? Give files of one time step
+    """
+    values = np.asarray(values).ravel()
+    if values.size < 2:
+        raise DataError(f"{source}: need at least two time steps, got {values.size}")
+    diffs = _spacings_seconds(values)
+    if np.any(diffs <= 0):
+        bad = int(np.argmax(diffs <= 0))
+        raise DataError(f"{source}: time is not strictly increasing at step {bad + 1} "
+                        f"({_stamp(values[bad])} then {_stamp(values[bad + 1])})")
+    spacings, counts = np.unique(diffs, return_counts=True)
+    step = int(spacings[np.argmax(counts)])  # the usual spacing; gaps are multiples of it
+    if 86400 % step:
+        raise DataError(f"{source}: the time step of {step} s does not divide a day; sub-daily "
+                        "steps must be 1, 2, 3, 4, 6, 8 or 12 hours (or divide an hour)")
+    odd = np.flatnonzero(diffs % step)
+    if odd.size:
+        i = int(odd[0])
+        raise DataError(
+            f"{source}: irregular time steps: step {i + 1} ({_stamp(values[i])} to "
+            f"{_stamp(values[i + 1])}) is {int(diffs[i])} s, not a whole number of the axis's "
+            f"{step} s step; a file of another time step among the others? Give files of one "
+            "time step")
+    return step
+
+
+def seconds_of_day(t: object) -> int:
+    """Seconds since 00:00 of the date of ``t`` (cftime or datetime)."""
+    return int(t.hour) * 3600 + int(t.minute) * 60 + int(t.second)
+
+
+def step_back(values: np.ndarray, step: int, ends_step: bool) -> int:
+    """Seconds to move each stamp back to sort its value into its day: none, or, for values
+    that describe the step ending at their stamps (ERA5 accumulations such as ``tp``,
+    ``mx2t``, ``mn2t``: the hour before the stamp), half a step, so that ERA5's ``tp`` at 00:00
+    belongs to the day before. Stamps already in the middle of their steps (01:30, 04:30, ...
+    for 3-hourly means) are not moved.
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeGregorian(2000, 1, 2, h) for h in (0, 1)])
+    >>> step_back(t, 3600, ends_step=True), step_back(t, 3600, ends_step=False)
+    (1800, 0)
+    >>> step_back(t + np.timedelta64(30, "m").item(), 3600, ends_step=True)
+    0
+    """
+    values = np.asarray(values).ravel()
+    if not ends_step or values.size == 0 or seconds_of_day(values[0]) % step:
+        return 0
+    return step // 2
+
+
+def period_end(start: object, to: Frequency) -> object:
+    """The start of the next day, month or year after the period starting at ``start``.
+
+    >>> import cftime
+    >>> period_end(cftime.DatetimeNoLeap(2001, 12, 1), "month")
+    cftime.DatetimeNoLeap(2002, 1, 1, 0, 0, 0, 0, has_year_zero=True)
+    """
+    import datetime
+
+    if to == "day":
+        return start + datetime.timedelta(days=1)
+    midnight = {"day": 1, "hour": 0, "minute": 0, "second": 0, "microsecond": 0}
+    if to == "month":
+        return start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1,
+                             **midnight)
+    if to == "year":
+        return start.replace(year=start.year + 1, month=1, **midnight)
+    raise DataError(f"cannot aggregate to {to!r} periods")
+
+
+def expected_steps(starts: np.ndarray, to: Frequency, step: int | None) -> np.ndarray:
+    """How many values a complete period holds: its length over ``step`` seconds (24 hours a
+    day, 28-31 days a month in the data's calendar), or 12 for months in a year
+    (``step=None``).
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeGregorian(2000, m, 1) for m in (1, 2)])
+    >>> expected_steps(t, "month", 86400).tolist(), expected_steps(t[:1], "day", 3600).tolist()
+    ([31, 29], [24])
+    """
+    starts = np.asarray(starts).ravel()
+    if step is None:
+        return np.full(starts.size, 12, dtype=np.int64)
+    return np.array([round((period_end(t, to) - t).total_seconds() / step) for t in starts],
+                    dtype=np.int64)
+
+
+def period_index(
+    values: np.ndarray, to: Frequency, back: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """For increasing times (each moved ``back`` seconds first, see :func:`step_back`), the
+    index of each one's day (00:00-24:00 of its date), month or year counted from the first,
+    and the starts of all those periods from the first to the last (empty ones included: a
+    gap of whole days).
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeNoLeap(2001, 2, 28, 18), cftime.DatetimeNoLeap(2001, 3, 2)])
+    >>> idx, starts = period_index(t, "day")
+    >>> idx.tolist(), [s.strftime("%m-%d %H:%M") for s in starts]
+    ([0, 2], ['02-28 00:00', '03-01 00:00', '03-02 00:00'])
+    >>> period_index(t, "day", back=1800)[0].tolist()  # 00:00 belongs to the day before
+    [0, 1]
+    >>> period_index(t, "month")[0].tolist()
+    [0, 1]
+    """
+    import datetime
+
+    values = np.asarray(values).ravel()
+    midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
+    if back and to != "day":
+        values = values - datetime.timedelta(seconds=back)
+        back = 0
+    first = (values[0] - datetime.timedelta(seconds=back)).replace(**midnight)
+    if to == "day":
+        day = (whole_seconds(values) - back) // 86400
+        idx = day - day[0]
+        starts = [first + datetime.timedelta(days=k) for k in range(int(idx[-1]) + 1)]
+    elif to in ("month", "year"):
+        per = 12 if to == "month" else 1
+        idx = (years(values) - first.year) * per
+        if to == "month":
+            idx = idx + months(values) - first.month
+        starts = []
+        for k in range(int(idx[-1]) + 1):
+            y, m = (first.year + (first.month - 1 + k) // 12, (first.month - 1 + k) % 12 + 1) \
+                if to == "month" else (first.year + k, 1)
+            starts.append(first.replace(year=y, month=m, day=1))
+    else:
+        raise DataError(f"cannot aggregate to {to!r} periods")
+    out = np.empty(len(starts), dtype=object)
+    out[:] = starts
+    return idx, out

@@ -280,9 +280,12 @@ def add_pair_arguments(parser: Any, *, from_checkpoint: bool = False) -> None:
                         "out of calibration and scores; masked cells are written as missing "
                         "values)" + default.format("error"))
     parser.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
-                        help="period an accumulated reference amount refers to on a daily axis "
-                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values)")
+                        help="period an accumulated reference amount refers to, on a daily axis "
+                        "(ERA5 tp in m: 86400 daily totals, 3600 daily means of hourly values) "
+                        "or a 3-/6-hourly one (3600: ERA5 hourly data downloaded every 3 or 6 "
+                        "hours; the step: amounts over the whole step); hourly data: the step")
     parser.add_argument("--convert-calendar", action=argparse.BooleanOptionalAction,
                         default=None if from_checkpoint else True,
-                        help="convert a daily reference to the simulation's calendar (noleap, "
-                        "360_day) when they differ" + default.format("yes"))
+                        help="convert a daily reference (or a sub-daily one, once aggregated to "
+                        "days) to the simulation's calendar (noleap, 360_day) when they differ"
+                        + default.format("yes"))
