@@ -233,6 +233,41 @@ def test_hourly_tp_in_metres_gives_the_daily_flux(case):
                                _interp(rate, case["sim_ds"]), rtol=1e-6, atol=1e-12)
 
 
+def test_era5_land_running_totals_are_deaccumulated(case):
+    """ERA5-Land's hourly tp is the total since 00 UTC (01 UTC: the first hour; 00 UTC: the
+    whole day before): recognised and de-accumulated, so the pair equals the one from hourly
+    amounts; ERA5's hourly amounts are not mistaken for running totals."""
+    t2m = case["t2m"]
+    rng = np.random.default_rng(2)
+    amount = rng.gamma(0.4, 5e-4, t2m.shape) * (rng.random(t2m.shape) < 0.15)  # m per hour
+    hours = np.array([t.hour for t in t2m["time"].values])
+    running = amount.copy()
+    for i in range(1, running.shape[0]):
+        if hours[i] != 1:
+            running[i] += running[i - 1]
+    tp = t2m.copy(data=amount).rename("tp").assign_attrs(units="m", long_name="Total precipitation")
+    hourly = _write(tp.to_dataset(), case["dir"] / "era5_tp_amounts.nc")
+    land = _write(tp.copy(data=running).to_dataset(), case["dir"] / "era5_land_tp.nc")
+    s = case["sim_ds"].rename(tas="pr")
+    s["pr"] = xr.full_like(s["pr"], 3e-5).assign_attrs(
+        units="kg m-2 s-1", standard_name="precipitation_flux", cell_methods="area: time: mean")
+    sim = case["dir"] / "pr_day_land.nc"
+    s.to_netcdf(sim)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        from_amounts = load_pair([sim], [hourly], PairConfig(("pr",)))
+    assert not [w for w in record if "running totals" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"era5_land_tp.nc: 'tp' holds running totals since "
+                      r"00 UTC .*de-accumulated"):
+        from_land = load_pair([sim], [land], PairConfig(("pr",)))
+    days = slice("1979-01-02", "1981-12-30")  # the first stamp (00 UTC) has no hour before it
+    a, b = from_amounts.ref["pr"].sel(time=days), from_land.ref["pr"].sel(time=days)
+    assert float(a.mean()) > 1e-6
+    np.testing.assert_allclose(b.values, a.values, rtol=1e-6, atol=1e-12)
+    # read as hourly amounts, the running totals would be about 12 times too wet
+    assert float(a.mean()) * 5 < float(running.mean() * 1000.0 / 3600.0)
+
+
 # ------------------------------------------------------------------ (d) incomplete days
 def test_incomplete_days_and_gaps_are_missing_with_a_warning(case):
     t2m = case["t2m"]

@@ -26,7 +26,7 @@ import xarray as xr
 
 from .. import units as U
 from ..errors import DataError, FieldError
-from .timeaxis import infer_frequency, regular_step
+from .timeaxis import infer_frequency, regular_step, whole_seconds
 
 PRECIP_NAMES = {"pr", "tp", "mtpr", "avg_tprate", "prc", "prl", "precip", "precipitation", "cp", "lsp", "rr", "tot_prec"}
 
@@ -86,6 +86,68 @@ def accumulation_period_seconds(da: xr.DataArray, given: float | None = None) ->
         "accumulations; give the accumulation period (accumulation_period=86400 or 3600, "
         "--accumulation-period)"
     )
+
+
+def _hours_and_gaps(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UTC hour of each stamp, and whether the stamp before it is one hour earlier."""
+    secs = whole_seconds(t)
+    hours = ((secs // 3600) % 24).astype(int)
+    follows = np.concatenate([[False], np.diff(secs) == 3600])
+    return hours, follows
+
+
+def is_running_daily_total(da: xr.DataArray, sample_steps: int = 24 * 120,
+                           min_wet_pairs: int = 48) -> bool:
+    """Whether an hourly accumulated amount holds running totals since 00 UTC (ERA5-Land's
+    convention: the value at 01 UTC is the first hour, at 00 UTC the whole previous day) rather
+    than the amount of each hour (ERA5's). Judged on the first ``sample_steps``: within a day a
+    running total never decreases, while hourly amounts fall whenever rain stops.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeGregorian(2000, 1, 1 + (h + 1) // 24, (h + 1) % 24) for h in range(96)]
+    >>> hourly = np.tile([0.0, 2e-4, 5e-4, 0.0, 0.0, 1e-4] * 4, 4)
+    >>> tp = xr.DataArray(hourly, dims="time", coords={"time": t}, name="tp", attrs={"units": "m"})
+    >>> is_running_daily_total(tp, min_wet_pairs=10)
+    False
+    >>> total = np.concatenate([np.cumsum(d) for d in hourly.reshape(4, 24)])
+    >>> is_running_daily_total(tp.copy(data=total), min_wet_pairs=10)
+    True
+    """
+    if not U.is_accumulation(da.attrs.get("units")) or "time" not in da.dims:
+        return False
+    part = da.isel(time=slice(0, sample_steps))
+    hours, follows = _hours_and_gaps(part["time"].values)
+    values = np.asarray(part.transpose("time", ...).values, dtype=np.float64)
+    values = values.reshape(values.shape[0], -1)
+    same_total = (follows & (hours != 1))[1:]  # pairs (t-1, t) inside one running total
+    before, after = values[:-1][same_total], values[1:][same_total]
+    wet = np.isfinite(before) & np.isfinite(after) & (np.maximum(before, after) > 1e-5)
+    if wet.sum() < min_wet_pairs:
+        return False
+    tolerance = 1e-6 * np.nanmax(np.abs(values))  # packing noise of GRIB/netCDF shorts
+    return bool(np.mean(after[wet] >= before[wet] - tolerance) > 0.98)
+
+
+def deaccumulate_daily_running_totals(da: xr.DataArray) -> xr.DataArray:
+    """Hourly amounts from running totals since 00 UTC (ERA5-Land): the 01 UTC value as it is,
+    every other hour minus the hour before; an hour whose predecessor is missing (the first
+    step, a gap) becomes NaN; tiny negative differences (packing noise) become 0.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeGregorian(2000, 1, 1, h) for h in (0, 1, 2, 3)]
+    >>> tp = xr.DataArray([9.0, 1.0, 3.0, 3.0], dims="time", coords={"time": t}, name="tp",
+    ...                   attrs={"units": "m"})
+    >>> deaccumulate_daily_running_totals(tp).values.tolist()
+    [nan, 1.0, 2.0, 0.0]
+    """
+    hours, follows = _hours_and_gaps(da["time"].values)
+    previous = da.shift(time=1)
+    first_hour = xr.DataArray(hours == 1, dims="time")
+    has_previous = xr.DataArray(follows, dims="time")
+    amount = xr.where(first_hour, da, xr.where(has_previous, da - previous, np.nan))
+    amount = amount.clip(min=0.0).transpose(*da.dims).astype(da.dtype)
+    amount.attrs, amount.encoding, amount.name = dict(da.attrs), dict(da.encoding), da.name
+    return amount
 
 
 def _warn_if_longer_than_step(da: xr.DataArray, given: float) -> None:

@@ -46,7 +46,13 @@ import xarray as xr
 
 from .. import units as U
 from ..errors import DataError
-from .conform import check_plausible, conform_units, is_precipitation
+from .conform import (
+    check_plausible,
+    conform_units,
+    deaccumulate_daily_running_totals,
+    is_precipitation,
+    is_running_daily_total,
+)
 from .readers import find_variable, open_dataset
 from .regrid import Method, Outside, interpolate_to, subset_inside
 from .timeaxis import (
@@ -582,6 +588,13 @@ def load_pair(
         r.encoding["source"] = where
         stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
         ends_step = aggregate and r_freq == "subdaily" and ends_its_step(r.rename(stored))
+        if (r_freq == "subdaily" and is_precipitation(r.rename(stored))
+                and is_running_daily_total(r)):
+            warnings.warn(
+                f"reference {where}: {stored!r} holds running totals since 00 UTC (never "
+                "decreasing within a day: ERA5-Land's convention), not hourly amounts; "
+                "de-accumulated hour by hour before use", stacklevel=2)
+            r = deaccumulate_daily_running_totals(r)
         r = conform_units(
             r.rename(stored), sim[var].attrs["units"],
             accumulation_period=config.accumulation_period,
