@@ -7,6 +7,14 @@ axis. :func:`standardise` returns a dataset with ``lat``/``lon`` (latitudes asce
 ``time`` dimension and no ``expver``; longitudes keep their convention (see
 :func:`longitude_convention` and :func:`wrap_longitudes`).
 
+``lat``/``lon`` are either the 1-D axes of a regular grid (dims ``lat``, ``lon``) or auxiliary
+coordinates over other dims: 2-D over the two dims of a curvilinear grid (CORDEX: ``lat(rlat,
+rlon)`` beside a ``rotated_pole`` grid mapping), or 1-D along a station dim. The dims they span
+are the *horizontal dims* (:func:`horizontal_dims`); code that needs the grid's rows and columns
+takes them from there, never from the names. A rotated-pole file without ``lat``/``lon`` gets
+them computed from its ``grid_latitude``/``grid_longitude`` axes (:func:`rotated_to_geographic`);
+output files leave them out again.
+
 Example
 -------
 >>> import numpy as np, xarray as xr
@@ -101,13 +109,100 @@ def _stack_grib_time(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def rotated_to_geographic(
+    rlat: np.ndarray, rlon: np.ndarray, pole_lat: float, pole_lon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Geographic (lat, lon) in degrees of rotated-pole coordinates (CF
+    ``rotated_latitude_longitude`` with ``north_pole_grid_longitude = 0``); longitudes in
+    -180..180.
+
+    >>> lat, lon = rotated_to_geographic(np.array([0.0]), np.array([0.0]), 39.25, -162.0)
+    >>> round(float(lat[0]), 6), round(float(lon[0]), 6)  # EURO-CORDEX's centre
+    (50.75, 18.0)
+    """
+    plat = np.deg2rad(pole_lat)
+    rl, ro = np.deg2rad(np.asarray(rlat, float)), np.deg2rad(np.asarray(rlon, float))
+    x, y, z = np.cos(rl) * np.cos(ro), np.cos(rl) * np.sin(ro), np.sin(rl)
+    gx = x * np.sin(plat) - z * np.cos(plat)
+    gz = x * np.cos(plat) + z * np.sin(plat)
+    lat = np.rad2deg(np.arcsin(np.clip(gz, -1.0, 1.0)))
+    lon = np.rad2deg(np.arctan2(y, gx)) + pole_lon + 180.0
+    return lat, np.mod(lon + 180.0, 360.0) - 180.0
+
+
+def _axis_with(ds: xr.Dataset, standard_name: str) -> str | None:
+    for n, v in ds.coords.items():
+        if v.ndim == 1 and v.attrs.get("standard_name") == standard_name:
+            return str(n)
+    return None
+
+
+def _derive_rotated_latlon(ds: xr.Dataset, source: str) -> xr.Dataset | None:
+    """``lat``/``lon`` (2-D) computed from a rotated-pole grid mapping and the
+    ``grid_latitude``/``grid_longitude`` axes, or None when the file has no such grid."""
+    mapping = next((v for v in ds.variables.values()
+                    if v.attrs.get("grid_mapping_name") == "rotated_latitude_longitude"), None)
+    ry, rx = _axis_with(ds, "grid_latitude"), _axis_with(ds, "grid_longitude")
+    if mapping is None or ry is None or rx is None:
+        return None
+    try:
+        plat = float(mapping.attrs["grid_north_pole_latitude"])
+        plon = float(mapping.attrs["grid_north_pole_longitude"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"{source}: the rotated_latitude_longitude grid mapping lacks a numeric "
+            "grid_north_pole_latitude/grid_north_pole_longitude; add them, or lat/lon "
+            "coordinates") from exc
+    if float(mapping.attrs.get("north_pole_grid_longitude", 0.0)) != 0.0:
+        raise DataError(
+            f"{source}: rotated pole with north_pole_grid_longitude="
+            f"{mapping.attrs['north_pole_grid_longitude']} is not supported without 2-D "
+            "lat/lon coordinates in the file; add them (e.g. cdo setgrid / xesmf)")
+    la, lo = np.meshgrid(ds[ry].values, ds[rx].values, indexing="ij")
+    lat, lon = rotated_to_geographic(la, lo, plat, plon)
+    return ds.assign_coords(
+        lat=((ry, rx), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+        lon=((ry, rx), lon, {"standard_name": "longitude", "units": "degrees_east"}))
+
+
+def horizontal_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, ...]:
+    """The dims the ``lat``/``lon`` coordinates span (``lat, lon`` on a regular grid, the two
+    dims of a curvilinear grid, the station dim of points), in ``obj``'s order.
+
+    >>> da = xr.DataArray(np.zeros((1, 2, 3)), dims=("time", "rlat", "rlon"),
+    ...                   coords={"lat": (("rlat", "rlon"), np.zeros((2, 3))),
+    ...                           "lon": (("rlat", "rlon"), np.zeros((2, 3)))})
+    >>> horizontal_dims(da)
+    ('rlat', 'rlon')
+    """
+    if "lat" not in obj.coords or "lon" not in obj.coords:
+        raise DataError(f"{obj.encoding.get('source', 'data')}: no lat/lon coordinates "
+                        f"(dims {tuple(obj.dims)})")
+    spanned = set(obj["lat"].dims) | set(obj["lon"].dims)
+    order = obj.dims if isinstance(obj, xr.DataArray) else (*obj["lat"].dims, *obj["lon"].dims)
+    return tuple(dict.fromkeys(str(d) for d in order if d in spanned))
+
+
+def is_regular_grid(obj: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``lat``/``lon`` are the 1-D axes of a regular grid (dims ``lat`` and ``lon``)."""
+    return ("lat" in obj.coords and "lon" in obj.coords and obj["lat"].dims == ("lat",)
+            and obj["lon"].dims == ("lon",))
+
+
 def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
-    """``lat``/``lon`` names, ascending 1-D latitudes, one ``time`` axis, ``expver`` merged."""
+    """``lat``/``lon`` names, ascending 1-D latitudes, one ``time`` axis, ``expver`` merged;
+    ``lat``/``lon`` stored as data variables (a file without a ``coordinates`` attribute)
+    become coordinates, and a rotated-pole file without them gets them computed."""
     ds = merge_expver(ds, source)
     ds = _stack_grib_time(ds)
     if "time" in ds.dims:
         ds = ds.transpose("time", ...)
     lat, lon = _find(ds, LAT_NAMES), _find(ds, LON_NAMES)
+    derived: list[str] = []
+    if lat is None and lon is None:
+        rotated = _derive_rotated_latlon(ds, source)
+        if rotated is not None:
+            ds, lat, lon, derived = rotated, "lat", "lon", ["lat", "lon"]
     rename = {}
     if lat and lat != "lat":
         rename[lat] = "lat"
@@ -115,6 +210,9 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         rename[lon] = "lon"
     if rename:
         ds = ds.rename(rename)
+    promoted = [n for n in ("lat", "lon") if n in ds.data_vars and "time" not in ds[n].dims]
+    if promoted:
+        ds = ds.set_coords(promoted)
     flipped = False
     if "lat" in ds.dims and ds["lat"].ndim == 1 and ds.sizes["lat"] > 1:
         lat_values = ds["lat"].values
@@ -131,6 +229,8 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     ds.encoding["atmocorrect_layout"] = {
         "renamed": {v: k for k, v in rename.items()},
         "lat_flipped": flipped,
+        **({"derived": derived} if derived else {}),
+        **({"promoted": promoted} if promoted else {}),
     }
     return ds
 
@@ -146,6 +246,10 @@ def restore_layout(ds: xr.Dataset, layout: dict | None) -> xr.Dataset:
     """
     if not layout:
         return ds
+    if layout.get("derived"):  # computed from a rotated pole: not in the input, not written
+        ds = ds.drop_vars([n for n in layout["derived"] if n in ds.variables])
+    if layout.get("promoted"):  # data variables in the input: written as they were
+        ds = ds.reset_coords([n for n in layout["promoted"] if n in ds.coords])
     if layout.get("lat_flipped") and "lat" in ds.dims:
         ds = ds.isel(lat=slice(None, None, -1))
     renamed = {k: v for k, v in layout.get("renamed", {}).items() if k in ds.variables or k in ds.dims}

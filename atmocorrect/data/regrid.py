@@ -5,6 +5,13 @@ Handles what real pairs bring: a reference in 0..360 longitudes and a simulation
 latitudes in either order (readers make them ascending), and simulation points outside the
 reference domain (an error listing them, or ``outside="drop"`` to keep the cells inside).
 
+The simulation may be a regular grid (1-D ``lat``, ``lon`` axes), a curvilinear grid (2-D
+``lat``/``lon`` over two dims, e.g. CORDEX's ``rlat``, ``rlon``) or points along one dim
+(stations); the reference must be a regular grid. ``outside="drop"`` keeps, on a regular grid,
+the rows and columns inside the reference box; on a curvilinear grid, the largest block of
+whole rows and columns (along its two dims) found by peeling border lines that hold cells
+outside; of points, those inside.
+
 Example
 -------
 >>> import numpy as np, xarray as xr
@@ -18,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -26,7 +34,9 @@ import xarray as xr
 from ..errors import DataError
 from .coords import (
     LonConvention,
+    horizontal_dims,
     is_global_longitude,
+    is_regular_grid,
     longitude_convention,
     wrap_longitudes,
     wrap_values,
@@ -94,11 +104,25 @@ def _box(ref: xr.DataArray) -> str:
     return f"lat {la.min():g}..{la.max():g}, lon {lo.min():g}..{lo.max():g}"
 
 
+def _source_of(obj: xr.DataArray | xr.Dataset) -> str:
+    """The file(s) ``obj`` was read from (readers record them in ``encoding['source']``)."""
+    source = obj.encoding.get("source")
+    if source is None and isinstance(obj, xr.Dataset):
+        source = next((obj[v].encoding["source"] for v in obj.data_vars
+                       if "source" in obj[v].encoding), None)
+    return str(source or "the simulation")
+
+
 def subset_inside(sim: xr.DataArray | xr.Dataset, ref: xr.DataArray) -> xr.DataArray | xr.Dataset:
-    """The simulation cells (a lat/lon rectangle of a regular grid) inside the reference box."""
-    if sim["lat"].ndim != 1 or sim["lon"].ndim != 1 or "lat" not in sim.dims:
-        raise DataError("outside='drop' needs a simulation on a 1-D lat/lon grid")
+    """The simulation cells inside the reference box: on a regular grid the rows and columns
+    inside; on a curvilinear grid a block of whole rows and columns (see
+    :func:`inside_block`); of points along one dim, those inside."""
+    if "lat" not in sim.coords or "lon" not in sim.coords:
+        raise DataError(f"{_source_of(sim)}: no lat/lon coordinates to compare with the "
+                        "reference box")
     ref, conv, periodic = reference_convention(ref)
+    if not is_regular_grid(sim):
+        return _subset_inside_aux(sim, ref, conv, periodic)
     lat = sim["lat"].values.astype(float)
     lon = wrap_values(sim["lon"].values, conv)
     la = ref["lat"].values
@@ -111,6 +135,93 @@ def subset_inside(sim: xr.DataArray | xr.Dataset, ref: xr.DataArray) -> xr.DataA
             f"simulation spans lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}"
         )
     return sim.isel(lat=np.flatnonzero(keep_lat), lon=np.flatnonzero(keep_lon))
+
+
+def inside_block(ok: np.ndarray) -> tuple[slice, slice] | None:
+    """The block ``ok[rows, cols]`` of whole rows and columns that is all True, found by
+    peeling, one at a time, the border row or column with the largest share of False cells
+    (ties: the one losing fewest True cells); None when nothing is left.
+
+    >>> ok = np.array([[0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 0]], bool)
+    >>> inside_block(ok)
+    (slice(0, 2, None), slice(1, 4, None))
+    """
+    r0, r1, c0, c1 = 0, ok.shape[0], 0, ok.shape[1]
+    while r0 < r1 and c0 < c1:
+        sub = ok[r0:r1, c0:c1]
+        if sub.all():
+            return slice(r0, r1), slice(c0, c1)
+        lines = {"top": sub[0], "bottom": sub[-1], "left": sub[:, 0], "right": sub[:, -1]}
+        side = max(lines, key=lambda k: (1.0 - lines[k].mean(), -int(lines[k].sum())))
+        if side == "top":
+            r0 += 1
+        elif side == "bottom":
+            r1 -= 1
+        elif side == "left":
+            c0 += 1
+        else:
+            c1 -= 1
+    return None
+
+
+def _subset_inside_aux(sim, ref: xr.DataArray, conv: LonConvention, periodic: bool):
+    """:func:`subset_inside` for ``lat``/``lon`` that are auxiliary coordinates: 2-D over the
+    two dims of a curvilinear grid, or 1-D along a dim of points."""
+    source = _source_of(sim)
+    dims = horizontal_dims(sim)
+    lat_b, lon_b = (c.transpose(*dims) for c in xr.broadcast(sim["lat"], sim["lon"]))
+    lat, lon = lat_b.values.astype(float), wrap_values(lon_b.values, conv)
+    ok = _inside(ref, lat, lon, periodic)
+    if not ok.any():
+        raise DataError(
+            f"{source}: no simulation cell lies inside the reference domain ({_box(ref)}); "
+            f"the simulation spans lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}.."
+            f"{lon.max():g}")
+    if ok.all():
+        return sim
+    if len(dims) == 1:
+        return sim.isel({dims[0]: np.flatnonzero(ok)})
+    if len(dims) != 2:
+        raise DataError(
+            f"{source}: lat/lon span {len(dims)} dims {dims}; outside='drop' (--outside drop) "
+            "handles a regular grid, a curvilinear grid (two dims) or points along one dim; "
+            "crop the simulation to the reference box first")
+    block = inside_block(ok)
+    if block is None:  # pragma: no cover - ok.any() leaves at least one cell
+        raise DataError(f"{source}: no block of cells lies inside the reference domain")
+    rows, cols = block
+    kept = ok[rows, cols].size
+    lost = int(ok.sum()) - kept
+    if lost:
+        warnings.warn(
+            f"{source}: outside='drop' keeps a block of {rows.stop - rows.start} x "
+            f"{cols.stop - cols.start} cells of the curvilinear grid ({dims[0]} "
+            f"{rows.start}..{rows.stop - 1}, {dims[1]} {cols.start}..{cols.stop - 1}) inside "
+            f"the reference domain ({_box(ref)}); {lost} other cell(s) inside it are left out "
+            "because their rows or columns reach outside", stacklevel=3)
+    return sim.isel({dims[0]: np.arange(rows.start, rows.stop),
+                     dims[1]: np.arange(cols.start, cols.stop)})
+
+
+def cell_tolerance(lat: np.ndarray, lon: np.ndarray) -> float:
+    """Half the smallest distance, as ``max(|dlat|, |dlon|)`` in degrees, between two distinct
+    points (1e-3 for a single point): a point closer than this to a grid point is that point.
+    On a regular grid it is half the smaller grid step; on curvilinear grids and stations it
+    is half the distance to the nearest neighbour.
+
+    >>> la, lo = np.meshgrid([48.0, 49.0, 50.0], [8.0, 8.5], indexing="ij")
+    >>> cell_tolerance(la, lo)
+    0.25
+    """
+    from scipy.spatial import cKDTree
+
+    pts = np.column_stack([np.asarray(lat, float).ravel(),
+                           np.mod(np.asarray(lon, float).ravel(), 360.0)])
+    pts = np.unique(np.round(pts, 6), axis=0)
+    if pts.shape[0] < 2:
+        return 1e-3
+    dist, _ = cKDTree(pts).query(pts, k=2, p=np.inf)
+    return 0.5 * float(dist[:, 1].min())
 
 
 def interpolate_to(

@@ -297,14 +297,13 @@ class OfflineQuantileModel:
         return int(self.hyper["network"]["harmonics"])
 
     def cell_tolerance(self) -> float:
-        """Half the smallest spacing of the checkpoint's grid (degrees): a point closer than
-        this to a calibration point is corrected as that point (the correction is per cell)."""
-        spacings = []
-        for axis in (self.lat, np.mod(self.lon, 360.0)):
-            u = np.unique(np.round(axis, 6))
-            if u.size > 1:
-                spacings.append(float(np.min(np.diff(u))))
-        return 0.5 * min(spacings) if spacings else 1e-3
+        """Half the smallest distance (``max(|dlat|, |dlon|)``, degrees) between two
+        calibration points: half the smaller grid step of a regular grid, half the nearest
+        neighbour's distance on curvilinear grids and stations. A point closer than this to a
+        calibration point is corrected as that point (the correction is per cell)."""
+        from ..data.regrid import cell_tolerance
+
+        return cell_tolerance(self.lat, self.lon)
 
     def point_index(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Indices into the checkpoint's grid of the given points (nearest calibration point

@@ -32,7 +32,7 @@ from .. import __version__
 from .. import units as U
 from ..atomic import atomic_directory, atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
-from ..data.coords import restore_layout
+from ..data.coords import horizontal_dims, is_regular_grid, restore_layout
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_dataset
 from ..data.timeaxis import (
@@ -388,11 +388,15 @@ def _spacing(values: np.ndarray) -> float:
 
 def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
                   source: str) -> xr.Dataset:
-    """The input's rows and columns (1-D ``lat``/``lon`` grid) that hold the calibrated cells
-    (``lat``/``lon`` per cell, matched within ``tol`` degrees): what ``--outside drop`` kept
-    at training time is what is corrected and written."""
-    if "lat" not in ds.dims or "lon" not in ds.dims:
+    """The input's cells that are the calibrated cells (``lat``/``lon`` per cell, matched
+    within ``tol`` degrees): what ``--outside drop`` kept at training time is what is
+    corrected and written. On a regular grid (1-D ``lat``/``lon``) the rows and columns that
+    hold them; on a curvilinear grid the block of whole rows and columns along its two dims;
+    of points along one dim, the matching points."""
+    if "lat" not in ds.coords or "lon" not in ds.coords:
         return ds
+    if not is_regular_grid(ds):
+        return _crop_aux(ds, lat, lon, tol, source)
     glat, glon = np.asarray(lat, float), np.mod(np.asarray(lon, float), 360.0)
     ilat = np.asarray(ds["lat"].values, float)
     ilon = np.mod(np.asarray(ds["lon"].values, float), 360.0)
@@ -408,6 +412,71 @@ def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
     out = ds.isel(lat=np.flatnonzero(keep_lat), lon=np.flatnonzero(keep_lon))
     out.encoding = dict(ds.encoding)
     return out
+
+
+def matches_cells(lat: np.ndarray, lon: np.ndarray, glat: np.ndarray, glon: np.ndarray,
+                  tol: float) -> np.ndarray:
+    """Whether each point (``lat``, ``lon``, any shape) lies within ``tol`` degrees
+    (``max(|dlat|, |dlon|)``, across the 0/360 seam) of one of the points ``glat``/``glon``.
+
+    >>> matches_cells(np.array([50.0, 50.0]), np.array([359.9, 5.0]), np.array([50.0]),
+    ...               np.array([-0.1]), 0.01).tolist()
+    [True, False]
+    """
+    from scipy.spatial import cKDTree
+
+    g = np.column_stack([np.asarray(glat, float).ravel(),
+                         np.mod(np.asarray(glon, float).ravel(), 360.0)])
+    g = np.concatenate([g, g + [0.0, 360.0], g - [0.0, 360.0]])  # the seam
+    q = np.column_stack([np.asarray(lat, float).ravel(),
+                         np.mod(np.asarray(lon, float).ravel(), 360.0)])
+    dist, _ = cKDTree(g).query(q, k=1, p=np.inf)
+    return (dist <= tol).reshape(np.shape(lat))
+
+
+def _crop_aux(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
+              source: str) -> xr.Dataset:
+    """:func:`crop_to_cells` for ``lat``/``lon`` that are auxiliary coordinates (a curvilinear
+    grid, or points along one dim)."""
+    dims = horizontal_dims(ds)
+    lat_b, lon_b = (c.transpose(*dims) for c in xr.broadcast(ds["lat"], ds["lon"]))
+    ok = matches_cells(lat_b.values, lon_b.values, lat, lon, tol)
+    glat, glon = np.asarray(lat, float), np.asarray(lon, float)
+    if not ok.any():
+        raise DataError(
+            f"{source}: none of the input's cells is one of the {glat.size} calibrated cells "
+            f"(lat {glat.min():.2f}..{glat.max():.2f}, lon {glon.min():.2f}..{glon.max():.2f})")
+    if ok.all():
+        return ds
+    if len(dims) == 1:
+        out = ds.isel({dims[0]: np.flatnonzero(ok)})
+    elif len(dims) == 2:
+        rows, cols = np.flatnonzero(ok.any(axis=1)), np.flatnonzero(ok.any(axis=0))
+        if not ok[np.ix_(rows, cols)].all():
+            raise DataError(
+                f"{source}: the {int(ok.sum())} input cells that match the {glat.size} "
+                f"calibrated cells do not form a block of whole rows and columns along "
+                f"{dims}; give the input on the calibration grid (or the whole grid it was "
+                "cut from)")
+        out = ds.isel({dims[0]: rows, dims[1]: cols})
+    else:
+        raise DataError(f"{source}: lat/lon span {len(dims)} dims {dims}; a correction "
+                        "calibrated with outside='drop' crops regular or curvilinear grids "
+                        "and points only")
+    out.encoding = dict(ds.encoding)
+    return out
+
+
+def _cells_of(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+    """Latitude and longitude of every cell of ``sim`` and the tolerance within which an
+    input cell is one of them (half a grid step)."""
+    from ..data.regrid import cell_tolerance
+
+    lat_b, lon_b = xr.broadcast(sim["lat"], sim["lon"])
+    lat, lon = lat_b.values.ravel(), lon_b.values.ravel()
+    if is_regular_grid(sim):
+        return lat, lon, 0.5 * min(_spacing(sim["lat"].values), _spacing(sim["lon"].values))
+    return lat, lon, cell_tolerance(lat, lon)
 
 
 def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
@@ -617,12 +686,10 @@ def correct_file(req: CorrectionRequest) -> Path:
             manifest.provenance.get("calibration") else (1979, 2004))
         pair = load_pair(historical, reference,
                          _pair_config_from(manifest, variables, req.pair, req.pair_overrides))
-        if pair.sim.sizes.get("lat") != ds.sizes.get("lat") or \
-                pair.sim.sizes.get("lon") != ds.sizes.get("lon"):
-            if pair_cfg.outside == "drop":
-                lat_b, lon_b = xr.broadcast(pair.sim["lat"], pair.sim["lon"])
-                tol = 0.5 * min(_spacing(pair.sim["lat"].values), _spacing(pair.sim["lon"].values))
-                ds = crop_to_cells(ds, lat_b.values.ravel(), lon_b.values.ravel(), tol, source)
+        dims = horizontal_dims(pair.sim)
+        if any(pair.sim.sizes[d] != ds.sizes.get(d) for d in dims) and \
+                pair_cfg.outside == "drop":
+            ds = crop_to_cells(ds, *_cells_of(pair.sim), source)
         require_period(pair.sim, calibration, f"the historical simulation {', '.join(map(str, historical))}")
         require_period(pair.ref, calibration, f"the reference {', '.join(map(str, reference))}")
         obs_all = select_years(pair.ref, calibration, "the reference")
@@ -637,8 +704,12 @@ def correct_file(req: CorrectionRequest) -> Path:
             x = da if U.same(have, want) else _convert(da, have, want, source)
             chunks = _chunks_for(x, apply_cfg.chunk_points)
             x = x.chunk(chunks)
-            obs = obs_all[v].assign_coords(lat=x["lat"], lon=x["lon"]).rename(time="time_obs")
-            hist = hist_all[v].assign_coords(lat=x["lat"], lon=x["lon"]).rename(time="time_hist")
+            # the input's coordinates only (not the reference's scalar ones, e.g. ERA5's
+            # realization, which would end up in the output)
+            obs = obs_all[v].reset_coords(drop=True).assign_coords(
+                lat=x["lat"], lon=x["lon"]).rename(time="time_obs")
+            hist = hist_all[v].reset_coords(drop=True).assign_coords(
+                lat=x["lat"], lon=x["lon"]).rename(time="time_hist")
             spatial = {d: c for d, c in chunks.items() if d != "time"}
             out = xr.apply_ufunc(
                 _classical_block, x, obs.chunk({**spatial, "time_obs": -1}),

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from .. import units as U
+from ..data.coords import is_regular_grid
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
@@ -107,12 +109,15 @@ def display_units(units: str) -> tuple[float, str]:
     return 1.0, units
 
 
-def _same_cells(ds, cells: tuple[np.ndarray, np.ndarray], source: str):
-    from .apply import crop_to_cells
+def _same_cells(ds, cells: xr.Dataset, source: str):
+    """``ds`` cropped to the cells of ``cells`` (the evaluated simulation, inside the
+    reference box): rows and columns of a regular grid, a block of a curvilinear grid, or
+    points (see :func:`~atmocorrect.offline.apply.crop_to_cells`)."""
+    from .apply import _cells_of, crop_to_cells
 
-    lat, lon = cells
-    if np.ndim(lat) != 1 or np.ndim(lon) != 1:
-        return ds
+    if not is_regular_grid(cells):
+        return crop_to_cells(ds, *_cells_of(cells), source)
+    lat, lon = cells["lat"].values, cells["lon"].values
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     spacing = [float(np.min(np.diff(np.unique(v)))) for v in (lat, lon) if np.unique(v).size > 1]
     tol = 0.5 * min(spacing) if spacing else 1e-3
@@ -149,7 +154,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         sim = select_years(pair.sim, spec.period, f"{name} ({', '.join(files)})")
         ref = select_years(pair.ref, spec.period, "the reference")
         row: dict[str, float] = {}
-        cells = (sim["lat"].values, sim["lon"].values)
+        cells = xr.Dataset(coords={"lat": sim["lat"], "lon": sim["lon"]})
         for var in spec.variables:
             scale, u = display_units(str(sim[var].attrs.get("units", "")))
             s, r = _flat(sim[var]) * scale, _flat(ref[var]) * scale

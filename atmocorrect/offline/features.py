@@ -5,6 +5,10 @@ A value is described by
 * its point: latitude and longitude, and the calibration-period climatology (mean, spread) of
   every corrected variable at the point and over its neighbourhood (the cells within
   ``neighbourhood`` grid steps), all standardised with the variable's global statistics;
+  the grid is ``grid_shape`` = (rows, columns) along the two horizontal dims (``lat, lon``
+  of a regular grid, ``rlat, rlon`` of a curvilinear one); points without a grid (stations,
+  ``grid_shape`` = (points,)) take as neighbourhood the ``(2 r + 1)**2 - 1`` nearest other
+  points (great-circle distance), see :func:`neighbourhood_table`;
 * its variable: a one-hot code, so one network serves several variables.
 
 The transformer trunk reads, instead of the neighbourhood averages, one token per (variable,
@@ -24,6 +28,8 @@ Example
 [0, 1, 2, 3]
 >>> neighbourhood_offsets((2, 1), radius=1)[0].tolist()  # 3 x 3 around cell 0; -1: outside
 [-1, -1, -1, -1, 0, -1, -1, 1, -1]
+>>> point_neighbours(np.array([50.0, 50.0, 51.0]), np.array([10.0, 12.0, 10.0]), 1)[0].tolist()
+[2, 1, -1, -1, 0, -1, -1, -1, -1]
 """
 
 from __future__ import annotations
@@ -66,6 +72,44 @@ def neighbourhood_offsets(shape: tuple[int, int], radius: int) -> np.ndarray:
     return np.where(inside, i * nlon + j, -1)
 
 
+def point_neighbours(lat: np.ndarray, lon: np.ndarray, radius: int) -> np.ndarray:
+    """(points, (2 radius + 1)**2) neighbourhood table of points without a grid (stations):
+    the point itself in the middle slot, the other slots the nearest other points in order
+    of great-circle distance (-1 where there are fewer points), as
+    :func:`neighbourhood_offsets` is for a grid."""
+    from scipy.spatial import cKDTree
+
+    la, lo = np.deg2rad(np.asarray(lat, float)), np.deg2rad(np.asarray(lon, float))
+    xyz = np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+    k = (2 * radius + 1) ** 2
+    centre = k // 2
+    n = xyz.shape[0]
+    table = np.full((n, k), -1, dtype=np.int64)
+    table[:, centre] = np.arange(n)
+    if n < 2 or k < 2:
+        return table
+    _, idx = cKDTree(xyz).query(xyz, k=min(k, n))  # chord distance: same order
+    slots = [s for s in range(k) if s != centre]
+    for p in range(n):
+        others = [int(i) for i in np.atleast_1d(idx[p]) if i != p][: len(slots)]
+        table[p, slots[: len(others)]] = others
+    return table
+
+
+def neighbourhood_table(grid_shape: tuple[int, ...], radius: int,
+                        lat: np.ndarray | None = None,
+                        lon: np.ndarray | None = None) -> np.ndarray:
+    """(points, (2 radius + 1)**2) flat indices of each point's neighbourhood, -1 where
+    empty: :func:`neighbourhood_offsets` on a (rows, columns) grid, :func:`point_neighbours`
+    for points without a grid (``grid_shape`` = (points,), needs ``lat``/``lon``)."""
+    if len(grid_shape) == 2:
+        return neighbourhood_offsets((int(grid_shape[0]), int(grid_shape[1])), radius)
+    if len(grid_shape) == 1 and lat is not None and lon is not None:
+        return point_neighbours(lat, lon, radius)
+    raise ValueError(f"grid_shape {tuple(grid_shape)} is neither (rows, columns) nor (points,) "
+                     "with lat/lon")
+
+
 #: Monthly means and standard deviations: the length of a climatology patch (before the
 #: grid-standardised copy is appended).
 PATCH_MONTHS = 12
@@ -74,8 +118,10 @@ PATCH_MONTHS = 12
 def climatology_patches(
     values: list[np.ndarray],
     seasons: list[np.ndarray],
-    grid_shape: tuple[int, int],
+    grid_shape: tuple[int, ...],
     radius: int,
+    lat: np.ndarray | None = None,
+    lon: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tokens of the transformer trunk: one per (variable, neighbourhood cell) of every point.
 
@@ -88,8 +134,10 @@ def climatology_patches(
     ``mask`` (points, nvar * K) bool, True where the token is padding (the offset falls outside
     the grid, or the cell has no finite climatology), K = (2 radius + 1)**2, tokens ordered
     variable-major. Padding tokens hold zeros and are masked out of attention, never read.
+    Points without a grid (``grid_shape`` = (points,)) need ``lat``/``lon``: their tokens are
+    the nearest points (:func:`point_neighbours`).
     """
-    offs = neighbourhood_offsets(grid_shape, radius)  # (P, K)
+    offs = neighbourhood_table(grid_shape, radius, lat, lon)  # (P, K)
     per_var = []
     for x, season in zip(values, seasons, strict=True):
         month = np.minimum((np.asarray(season) * PATCH_MONTHS).astype(int), PATCH_MONTHS - 1)
@@ -129,18 +177,23 @@ def point_features(
     lat: np.ndarray,
     lon: np.ndarray,
     climatology: np.ndarray,
-    grid_shape: tuple[int, int],
+    grid_shape: tuple[int, ...],
     radius: int,
 ) -> np.ndarray:
     """(npoints, 3 + 4 * nvar) features, standardised over the points.
 
     ``lat``/``lon`` are per point (flattened grid); ``climatology`` is (nvar, 2, npoints):
-    standardised mean and spread of each variable at each point.
+    standardised mean and spread of each variable at each point. ``grid_shape`` is (rows,
+    columns) of a grid, or (points,) for points without one (stations: the neighbourhood is
+    the nearest points).
     """
+    if len(grid_shape) == 2:
+        neigh = neighbours_on_grid((int(grid_shape[0]), int(grid_shape[1])), radius)
+    else:
+        neigh = [row[row >= 0] for row in neighbourhood_table(grid_shape, radius, lat, lon)]
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.deg2rad(np.asarray(lon, dtype=np.float64))
     cols = [lat / 90.0, np.sin(lon), np.cos(lon)]
-    neigh = neighbours_on_grid(grid_shape, radius)
     for v in range(climatology.shape[0]):
         mean, spread = climatology[v, 0], climatology[v, 1]
         cols += [

@@ -81,7 +81,7 @@ class TrainingData:
     variables: list[VariableData]
     lat: np.ndarray  # per point (flattened grid)
     lon: np.ndarray
-    grid_shape: tuple[int, int]
+    grid_shape: tuple[int, ...]  # (rows, columns) along the horizontal dims, or (points,)
     point_feats: np.ndarray
     frequency: str
     timestep_seconds: float | None
@@ -95,7 +95,11 @@ def _flatten(da) -> np.ndarray:
     return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
 
 
-def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Latitude and longitude per point, in the order of :func:`_flatten`, and the grid's
+    shape: (nlat, nlon) of a regular grid, (rows, columns) along the two dims of a curvilinear
+    grid (``rlat``, ``rlon``: whatever dims the 2-D ``lat``/``lon`` span), (points,) for
+    points along one dim (stations), whose neighbourhood is then the nearest points."""
     lat, lon = da["lat"], da["lon"]
     if lat.ndim == 1 and lon.ndim == 1 and lat.dims == ("lat",) and lon.dims == ("lon",):
         la, lo = np.meshgrid(lat.values, lon.values, indexing="ij")
@@ -104,9 +108,18 @@ def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
 
     la, lo = xr.broadcast(lat, lon)
     spatial = [d for d in da.dims if d != "time"]
-    la, lo = la.transpose(*spatial), lo.transpose(*spatial)
+    outside = sorted(set(la.dims) - set(spatial))
+    if outside:
+        raise DataError(f"{da.encoding.get('source', 'the simulation')}: lat/lon of "
+                        f"{da.name!r} depend on dims {outside} that the variable lacks")
+    # lat/lon constant along a dim (a regular grid with other names): broadcast over it too
+    la, lo = (c.broadcast_like(da.isel(time=0, drop=True)).transpose(*spatial) for c in (la, lo))
     shape = tuple(da.shape[1:])
-    grid = (shape[0], int(np.prod(shape[1:]))) if len(shape) >= 2 else (1, shape[0])
+    grid: tuple[int, ...]
+    if len(shape) == 1:
+        grid = (shape[0],)
+    else:
+        grid = (shape[0], int(np.prod(shape[1:])))
     return la.values.ravel().astype(float), lo.values.ravel().astype(float), grid
 
 
@@ -217,7 +230,7 @@ def patches_of(data: TrainingData, network: NetworkConfig) -> tuple[np.ndarray, 
     simulation standardised with each variable's statistics."""
     return climatology_patches([(v.sim - v.mean) / v.std for v in data.variables],
                                [v.sim_season for v in data.variables], data.grid_shape,
-                               network.neighbourhood)
+                               network.neighbourhood, data.lat, data.lon)
 
 
 def season_bins(frequency: str) -> int:
