@@ -259,7 +259,29 @@ def test_evaluate_offline_cli_writes_json_and_plots(data, heldout_ml, tmp_path, 
     assert report["methods"]["raw"]["std_ratio"] == pytest.approx(1.086, abs=0.001)
     assert (tmp_path / "seasonal_cycle.png").stat().st_size > 1000
     assert (tmp_path / "qq.png").stat().st_size > 1000
+    assert (tmp_path / "bias_map.png").stat().st_size > 1000
+    assert str(tmp_path / "bias_map.png") in report["meta"]["plots"]
     assert "| raw |" in capsys.readouterr().out
+
+
+def test_bias_map_field_is_the_per_cell_bias_in_the_grid_shape():
+    """The map shows per cell what the table averages: sim mean minus reference mean, in the
+    grid's shape (a curvilinear grid along its own dims), with each cell's lat/lon."""
+    lat = xr.DataArray([[48.0, 48.2, 48.4], [49.0, 49.2, 49.4]], dims=("rlat", "rlon"))
+    lon = xr.DataArray([[8.0, 9.0, 10.0], [8.1, 9.1, 10.1]], dims=("rlat", "rlon"))
+    rng = np.random.default_rng(0)
+    values = rng.normal(280.0, 5.0, (50, 2, 3))
+    da = xr.DataArray(values, dims=("time", "rlat", "rlon"),
+                      coords={"lat": lat, "lon": lon}, name="tas")
+    ref = values.reshape(50, -1) - np.arange(6.0)  # cell k too warm by k
+    ref[:10, 5] = np.nan  # missing reference days do not bias the cell
+    bias, la, lo = evaluate._bias_field(da, values.reshape(50, -1), ref)
+    assert bias.shape == la.shape == lo.shape == (2, 3)
+    np.testing.assert_allclose(la, lat.values)
+    np.testing.assert_allclose(lo, lon.values)
+    expected = values.reshape(50, -1).mean(0) - np.nanmean(ref, 0)
+    np.testing.assert_allclose(bias.ravel(), expected)
+    assert bias[0, 1] == pytest.approx(1.0, abs=1e-9) and abs(bias[1, 2] - 5.0) < 2.0
 
 
 # ----------------------------------------------------------------------------- monthly pair

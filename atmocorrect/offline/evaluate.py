@@ -144,6 +144,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     units: dict[str, str] = {}
     levels = np.arange(1, 100)
     kept: dict[str, dict[str, Any]] = {}
+    maps: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for name, files in spec.methods.items():
         cfg = dataclasses.replace(spec.pair, variables=spec.variables) if spec.pair else \
             PairConfig(variables=spec.variables)
@@ -169,6 +170,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
                                      wet)
             for k, v in m.items():
                 row[f"{var}:{k}" if multi else k] = v
+            maps.setdefault(var, {})[name] = _bias_field(sim[var], s, r)
             scored = np.isfinite(s).any(0) & np.isfinite(r).any(0)  # as marginal_metrics
             s, r = s[:, scored], r[:, scored]
             ms, mr = months(sim["time"].values), months(ref["time"].values)
@@ -239,7 +241,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             "metrics": boot,
         }
     if spec.plots:
-        from .plots import qq_plot, seasonal_cycle_plot
+        from .plots import bias_map_plot, qq_plot, seasonal_cycle_plot
 
         out = Path(spec.plots)
         out.mkdir(parents=True, exist_ok=True)
@@ -252,8 +254,44 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             written.append(str(qq_plot(
                 quants[var], ref_q[var], var, units[var], out / f"qq{suffix}.png",
                 f"{var}: quantiles 1-99, {format_period(spec.period)}")))
+            fields = _same_shape(maps.get(var, {}))
+            if fields:
+                lat, lon = next(iter(fields.values()))[1:]
+                written.append(str(bias_map_plot(
+                    {k: v[0] for k, v in fields.items()}, lat, lon, var, units[var],
+                    out / f"bias_map{suffix}.png",
+                    f"{var}: time-mean bias against the reference, {format_period(spec.period)}")))
         report["meta"]["plots"] = written
     return report
+
+
+def _bias_field(da: xr.DataArray, sim: np.ndarray, ref: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time-mean bias per cell (``sim``/``ref`` flat, time x points, in display units) in the
+    shape of the grid (a regular grid as (lat, lon), a curvilinear one along its dims, points
+    as a row), with the latitude and longitude of every cell."""
+    spatial = [d for d in da.dims if d != "time"]
+    la, lo = xr.broadcast(da["lat"], da["lon"])
+    template = da.isel(time=0, drop=True)
+    la, lo = (c.broadcast_like(template).transpose(*spatial).values.astype(float)
+              for c in (la, lo))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values: NaN
+        bias = np.nanmean(sim, 0) - np.nanmean(ref, 0)
+    shape = la.shape if la.size == bias.size else (bias.size,)
+    return bias.reshape(shape), la.reshape(shape), lo.reshape(shape)
+
+
+def _same_shape(fields: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+                ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The methods whose bias fields lie on the same cells as the first one's (all, unless a
+    file was corrected on other cells), for one map with a shared colour scale."""
+    if not fields:
+        return {}
+    first = next(iter(fields.values()))
+    return {k: v for k, v in fields.items()
+            if v[0].shape == first[0].shape and np.allclose(v[1], first[1], equal_nan=True)
+            and np.allclose(v[2], first[2], equal_nan=True)}
 
 
 def _metric_keys(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -330,7 +368,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="years of the baseline for the signal (default 1979-2004)")
     add_pair_arguments(parser)
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle and Q-Q plots here")
+    parser.add_argument("--plots", metavar="DIR", help="write seasonal-cycle, Q-Q and bias-map plots here")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="resample the held-out years N times to show how robust the "
                         "ml-vs-qdm comparison is to their weather (0: off)")

@@ -11,7 +11,7 @@ What ``make offline-demo`` runs. With the shipped sample data (``../shared/data`
    and ``corrected_2005-2014_<method>.nc``;
 3. corrects 1979-2004 and SSP5-8.5 2050-2070 with each method, for the climate-change signal;
 4. scores everything with ``atmocorrect evaluate offline`` -> ``runs/offline/report.json``,
-   a Markdown table on stdout, ``seasonal_cycle.png`` and ``qq.png``.
+   a Markdown table on stdout, ``seasonal_cycle.png``, ``qq.png`` and ``bias_map.png``.
 
 Any other pair works the same way::
 
