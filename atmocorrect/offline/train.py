@@ -518,8 +518,12 @@ What the readers handle: netCDF, GRIB and zarr; lat/latitude, north-to-south lat
 or -180..180 longitudes (also a regional reference box across the Greenwich meridian); ERA5's
 expver and the new CDS's valid_time; noleap/360_day/gregorian calendars (a daily reference is
 converted to the simulation's calendar); units checked against the values and converted (K,
-degC, Pa, hPa, precipitation flux or accumulated depth). The reference is interpolated
-bilinearly to the simulation's grid or points. Calibration years must be covered by both.
+degC, Pa, hPa, precipitation flux or accumulated depth). A finer reference (hourly ERA5 for a
+daily model) is aggregated with the statistic the simulation variable asks for (its
+cell_methods, else tasmax: daily maximum, tasmin: minimum, others: mean), complete days only;
+ERA5-Land's running totals of tp are de-accumulated. The reference is interpolated bilinearly
+to the simulation's grid, curvilinear grid (CORDEX rlat/rlon) or points (stations).
+Calibration years must be covered by both.
 Training takes 10-30 s on one CPU thread for a few points and 26 years of daily data."""
 
 EPILOG = """\
@@ -532,6 +536,15 @@ examples:
   # daily maximum temperature with a reference that calls it t2m (new-CDS daily statistics)
   atmocorrect train offline --simulation tasmax_day_hist.nc --reference era5_t2m_dailymax.nc \\
       --variables tasmax --reference-name tasmax=t2m --out ckpt_tasmax/
+
+  # daily maximum temperature from hourly ERA5 t2m: the daily maximum of the hours
+  atmocorrect train offline --simulation tasmax_day_hist.nc --reference era5_t2m_hourly_*.nc \
+      --variables tasmax --reference-name tasmax=t2m --out ckpt_tasmax_hourly/
+
+  # a CORDEX regional model (rotated pole) against E-OBS, cells outside E-OBS's land mask or
+  # box dropped
+  atmocorrect train offline --simulation tas_EUR-11_*_day_*.nc --reference tg_ens_mean_0.1deg.nc \
+      --variables tas --outside drop --out ckpt_cordex/
 
   # daily precipitation (kg m-2 s-1) against ERA5 tp in m per day; model cells outside the
   # ERA5 box are dropped
