@@ -54,3 +54,37 @@ def test_full_disk_leaves_no_partial_file(sample_data, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         apply_mod.correct_file(request)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.nc"]
+
+
+
+def test_ensemble_member_dimension_is_a_clear_error_everywhere(sample_data, tmp_path, capsys):
+    """A simulation with a member dim (intake-esm/pangeo stacks them): training, every
+    correction method and the evaluation refuse it naming the file, the dim and what to do,
+    and no output is written (before: a numpy ValueError in training, evaluation and qdm)."""
+    from atmocorrect import cli
+
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    ds = xr.open_dataset(sample_data / samples.DAILY_HISTORICAL, decode_times=coder)
+    ds = ds.sel(time=slice("1979", "1992"))
+    members = xr.concat([ds["tas"], ds["tas"] + 0.3], dim="member_id").assign_coords(
+        member_id=["r1i1p1f1", "r2i1p1f1"]).assign_attrs(ds["tas"].attrs)
+    sim = tmp_path / "tas_members.nc"
+    ds.drop_vars("tas").assign(tas=members.transpose("member_id", "time", "lat", "lon")
+                               ).to_netcdf(sim)
+    ref = str(sample_data / samples.DAILY_REFERENCE)
+    runs = {
+        "train": ["train", "offline", "--simulation", str(sim), "--reference", ref,
+                  "--variables", "tas", "--calibration", "1979-1990", "--steps", "5",
+                  "--out", str(tmp_path / "ckpt"), "--quiet"],
+        "qdm": ["correct", "--method", "qdm", "--historical", str(sim), "--reference", ref,
+                "--calibration", "1979-1990", "--input", str(sim),
+                "--output", str(tmp_path / "qdm.nc"), "--quiet"],
+        "evaluate": ["evaluate", "offline", "--reference", ref, "--period", "1991-1992",
+                     "--method", f"raw={sim}"],
+    }
+    for what, argv in runs.items():
+        assert cli.main(argv) == 1, what
+        err = capsys.readouterr().err
+        assert "tas_members.nc: variable 'tas' has dims member_id (2: 'r1i1p1f1', " in err, err
+        assert ".isel(member_id=0)" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tas_members.nc"]

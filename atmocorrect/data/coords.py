@@ -183,6 +183,41 @@ def horizontal_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(d) for d in order if d in spanned))
 
 
+def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulation") -> None:
+    """Raise a :class:`DataError` when ``da`` has dims besides ``time`` and its horizontal grid
+    (ensemble members, pressure levels): the corrections are per grid cell of one field.
+
+    >>> da = xr.DataArray(np.zeros((2, 3, 1)), dims=("member_id", "time", "lat"),
+    ...                   coords={"member_id": ["r1", "r2"], "lat": [50.0], "lon": 10.0},
+    ...                   name="tas")
+    >>> check_time_and_grid_only(da, "tas_members.nc")
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: simulation tas_members.nc: variable 'tas' has dims member_id (2: 'r1', 'r2') besides time and its horizontal grid (lat); atmocorrect corrects one field at a time: select one member or level (xarray .isel(member_id=0), cdo/ncks), or give one file per member/level (each member can be corrected with the same checkpoint)
+    """
+    if "time" not in da.dims:
+        raise DataError(f"{role} {source}: variable {da.name!r} has no time dimension "
+                        f"(dims {tuple(da.dims)})")
+    grid = horizontal_dims(da)
+    extra = [str(d) for d in da.dims if d != "time" and d not in grid]
+    if not extra:
+        return
+
+    def describe(dim: str) -> str:
+        size = da.sizes[dim]
+        if dim not in da.coords:
+            return f"{dim} ({size})"
+        labels = ", ".join(repr(v.item()) if hasattr(v, "item") else repr(v)
+                           for v in da[dim].values[:3])
+        return f"{dim} ({size}: {labels}{', ...' if size > 3 else ''})"
+
+    raise DataError(
+        f"{role} {source}: variable {da.name!r} has dims {', '.join(map(describe, extra))} "
+        f"besides time and its horizontal grid ({', '.join(grid)}); atmocorrect corrects one "
+        f"field at a time: select one member or level (xarray .isel({extra[0]}=0), cdo/ncks), "
+        "or give one file per member/level (each member can be corrected with the same "
+        "checkpoint)")
+
+
 def is_regular_grid(obj: xr.Dataset | xr.DataArray) -> bool:
     """Whether ``lat``/``lon`` are the 1-D axes of a regular grid (dims ``lat`` and ``lon``)."""
     return ("lat" in obj.coords and "lon" in obj.coords and obj["lat"].dims == ("lat",)

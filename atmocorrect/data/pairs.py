@@ -53,6 +53,7 @@ from .conform import (
     is_precipitation,
     is_running_daily_total,
 )
+from .coords import check_time_and_grid_only
 from .readers import find_variable, open_dataset
 from .regrid import Method, Outside, interpolate_to, subset_inside
 from .timeaxis import (
@@ -547,6 +548,8 @@ def load_pair(
         ref_paths, {v: config.reference_candidates(v) for v in config.variables}, "reference"
     )
     for var in config.variables:
+        check_time_and_grid_only(sim[var], ", ".join(sim_sources[var]), "simulation")
+        check_time_and_grid_only(ref_raw[var], ", ".join(ref_sources[var]), "reference")
         units = sim[var].attrs.get("units")
         if units is None:
             raise DataError(f"{sim[var].encoding['source']}: variable {var!r} has no 'units' attribute")

@@ -32,7 +32,7 @@ from .. import __version__
 from .. import units as U
 from ..atomic import atomic_directory, atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
-from ..data.coords import horizontal_dims, is_regular_grid, restore_layout
+from ..data.coords import check_time_and_grid_only, horizontal_dims, is_regular_grid, restore_layout
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_dataset
 from ..data.timeaxis import (
@@ -620,6 +620,8 @@ def correct_file(req: CorrectionRequest) -> Path:
         if v not in ds.data_vars:
             raise DataError(f"{source}: no variable {v!r} (the file holds "
                             f"{', '.join(map(str, ds.data_vars))})")
+    for v in variables:
+        check_time_and_grid_only(ds[v], source, "input")
     if req.period is not None:
         ds = select_years(ds, req.period, f"input {source}")
     pair_cfg = _pair_config_from(manifest, variables or ("tas",), req.pair, req.pair_overrides)
