@@ -210,6 +210,14 @@ def test_doctests_of_the_grid_helpers():
 
 
 # ------------------------------------------------------------------ CORDEX grid, CLI
+def _train(data, hist, ckpt):
+    """A checkpoint trained on ``hist`` against the daily ERA5 through the CLI."""
+    assert _cli(["train", "offline", "--simulation", hist, "--reference",
+                 data / samples.DAILY_REFERENCE, "--variables", "tas", "--calibration", CAL,
+                 "--steps", STEPS, "--out", ckpt, "--quiet"]) == 0
+    return ckpt
+
+
 @pytest.fixture(scope="module")
 def cordex(data, tmp_path_factory):
     """4 x 5 rotated grid (historical 1979-1994, SSP5-8.5 2050-2053) and a checkpoint trained
@@ -219,11 +227,7 @@ def cordex(data, tmp_path_factory):
                         slice("1979", "1994"))
     fut = write_cordex(data, data / samples.DAILY_SCENARIO, d / "tas_EUR-44_ssp585.nc",
                        slice("2050", "2053"))
-    ckpt = d / "ckpt"
-    assert _cli(["train", "offline", "--simulation", hist, "--reference",
-                 data / samples.DAILY_REFERENCE, "--variables", "tas", "--calibration", CAL,
-                 "--steps", STEPS, "--out", ckpt, "--quiet"]) == 0
-    return hist, fut, ckpt
+    return hist, fut, _train(data, hist, d / "ckpt")
 
 
 def test_cordex_grid_train_correct_evaluate(data, cordex, tmp_path):
@@ -341,10 +345,7 @@ def test_stations_train_correct_keep_the_layout(data, tmp_path):
                           slice("1979", "1992"))
     fut = write_stations(data, data / samples.DAILY_SCENARIO, tmp_path / "st_ssp.nc",
                          slice("2050", "2051"))
-    ckpt = tmp_path / "ck"
-    assert _cli(["train", "offline", "--simulation", hist, "--reference",
-                 data / samples.DAILY_REFERENCE, "--variables", "tas", "--calibration", CAL,
-                 "--steps", STEPS, "--out", ckpt, "--quiet"]) == 0
+    ckpt = _train(data, hist, tmp_path / "ck")
     assert read_manifest(ckpt).hyperparameters["grid_shape"] == [6]  # points, not 1 x 6
     outs = {}
     for method, inp, period in (("ml", hist, (1979, 1990)), ("ml", fut, None),
