@@ -342,3 +342,83 @@ def test_train_and_correct_on_the_hourly_reference(case, tmp_path):
     assert 0.1 < float(np.abs(res.values - raw.values).mean()) < 3.0  # corrected, not wild
     # the hourly reference is the daily one: the same correction
     np.testing.assert_allclose(res.values, outs["daily"].values, atol=2e-3)
+
+
+# ------------------------------------------------------------- (f) a 3-hourly simulation
+def _three_hourly_sim(case, name: str, cell_methods: str, units: str, value: float) -> Path:
+    """A 3-hourly model file (stamps 00:00, 03:00, ...) on the model's points, 1979-1981."""
+    sim = case["sim_ds"]
+    days = sim["time"].values
+    stamps = np.array([cftime.DatetimeGregorian(t.year, t.month, t.day, h)
+                       for t in days for h in range(0, 24, 3)])
+    data = np.full((stamps.size, *sim["tas"].shape[1:]), value, dtype="float32")
+    da = xr.DataArray(data, dims=sim["tas"].dims, coords={"time": stamps, "lat": sim["lat"],
+                      "lon": sim["lon"]}, name=name,
+                      attrs={"units": units, "cell_methods": cell_methods})
+    path = case["dir"] / f"{name}_3hr_{cell_methods.split()[-1]}.nc"
+    _write(da.to_dataset(), path)
+    return path
+
+
+def test_three_hourly_simulation_gets_three_hourly_reference_values(case):
+    """Hourly ERA5 for a 3-hourly model: instants (3hrPt, `time: point`) are compared with the
+    reference's instants at the model's stamps; 3-hour means with the mean of the hours;
+    ERA5 tp (each hour ending at its stamp) with the 3 hours of the step; a reference step
+    that does not divide the model's is an error."""
+    t2m = case["t2m"]
+    point = _three_hourly_sim(case, "tas", "area: mean time: point", "K", 280.0)
+    pair = load_pair([point], [case["ref"]], PairConfig(("tas",)))
+    assert pair.frequency == "subdaily"
+    hours = np.array([t.hour for t in t2m["time"].values])
+    instants = t2m.isel(time=np.flatnonzero(hours % 3 == 0))
+    np.testing.assert_allclose(pair.ref["tas"].values, _interp(instants, case["sim_ds"]),
+                               atol=1e-5)
+    assert pair.ref["tas"].sizes["time"] == 3 * 365 * 8 + 8  # 1979-1981 (1980 a leap year)
+
+    mean = _three_hourly_sim(case, "tas", "area: time: mean", "K", 280.0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pair = load_pair([mean], [case["ref"]], PairConfig(("tas",)))
+    _no_incomplete_warning(record)
+    means = t2m.coarsen(time=3).mean()  # 00-02, 03-05, ...: the instants inside each step
+    np.testing.assert_allclose(pair.ref["tas"].values, _interp(means, case["sim_ds"]),
+                               atol=1e-4)
+    # a 3-hour mean differs from the instant at its start (the diurnal cycle): not sampled
+    assert float(abs(means - instants.values).mean()) > 0.3
+
+    rng = np.random.default_rng(3)
+    amount = rng.gamma(0.4, 5e-4, t2m.shape) * (rng.random(t2m.shape) < 0.15)  # m per hour
+    tp = t2m.copy(data=amount).rename("tp").assign_attrs(units="m")
+    hourly_tp = _write(tp.to_dataset(), case["dir"] / "era5_tp_for_3hr.nc")
+    pr = _three_hourly_sim(case, "pr", "area: time: mean", "kg m-2 s-1", 3e-5)
+    with pytest.warns(UserWarning, match=r"1 of \d+ 3-hour steps of pr hold fewer values.*"
+                      r"first: 1981-12-31 21:00, 2 of 3"):
+        pair = load_pair([pr], [hourly_tp], PairConfig(("pr",)))
+    # the step 00:00-03:00 holds the amounts stamped 01:00, 02:00, 03:00
+    totals = amount[1:-2].reshape(-1, 3, *amount.shape[1:]).sum(1)  # m per 3 hours
+    flux = xr.DataArray(totals * 1000.0 / 10800.0, dims=t2m.dims,
+                        coords={"lat": t2m["lat"], "lon": t2m["lon"]})
+    # 1978-12-31 21:00 (ERA5's tp at 1979-01-01 00:00) and 1981-12-31 21:00 are incomplete
+    got = pair.ref["pr"].sel(time=slice("1979-01-01", "1981-12-31T18:00")).values
+    np.testing.assert_allclose(got, _interp(flux, case["sim_ds"]), rtol=1e-6, atol=1e-12)
+
+    two_hourly = _write(t2m.isel(time=slice(0, None, 2)).to_dataset(),
+                        case["dir"] / "era5_t2m_2h.nc")
+    with pytest.raises(DataError, match=r"era5_t2m_2h.nc has 7200 s steps, the simulation "
+                       r".*10800 s steps"):
+        load_pair([point], [two_hourly], PairConfig(("tas",)))
+
+
+def test_day_counts_only_for_daily_data(case):
+    """Frost and wet days are counts of days: a 3-hourly series has no such metric (before, its
+    steps were counted as days: 8 frost 'days' for one frosty day)."""
+    from atmocorrect.offline.metrics import marginal_metrics
+
+    hourly = case["t2m"].isel(lat=0, lon=0).values[:, None]
+    times = case["t2m"]["time"].values
+    m = marginal_metrics(hourly, hourly, times, times, "subdaily", 273.15)
+    assert "frost_days_bias_per_year" not in m and m["mean_bias"] == 0.0
+    daily = case["t2m"].isel(lat=0, lon=0).values.reshape(-1, 24).mean(1)[:, None]
+    days = times[::24]
+    shifted = marginal_metrics(daily - 1.0, daily, days, days, "day", 273.15)
+    assert shifted["frost_days_bias_per_year"] > 0  # 1 K colder: more frost days

@@ -68,6 +68,7 @@ from .timeaxis import (
     period_index,
     regular_step,
     same_calendar,
+    seconds_of_day,
     step_back,
 )
 
@@ -370,13 +371,20 @@ def ends_its_step(ref: xr.DataArray) -> bool:
     return str(ref.encoding.get("stored_name", ref.name)).lower() in INTERVAL_NAMES
 
 
-def _period_word(t: Any, to: Frequency) -> str:
+def _period_word(t: Any, to: Frequency | int) -> str:
+    if isinstance(to, int):
+        return t.strftime("%Y-%m-%d %H:%M")
     return t.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[to])
+
+
+def _period_name(to: Frequency | int) -> str:
+    """``day``, ``month``, ``year``, or ``3-hour step`` for a sub-daily period in seconds."""
+    return f"{to / 3600:g}-hour step" if isinstance(to, int) else str(to)
 
 
 def aggregate_complete(
     ref: xr.DataArray,
-    to: Frequency,
+    to: Frequency | int,
     statistic: Statistic,
     step: int | None,
     source: str,
@@ -424,8 +432,8 @@ dtype.
         have = int(count[i][live].min())
         scope = f" in {format_period(years)}" if years is not None else ""
         warnings.warn(
-            f"reference {source}: {bad.size} of {int(in_scope.sum())} {to}s "
-            f"of {ref.name} hold fewer values than a complete {to} (first: "
+            f"reference {source}: {bad.size} of {int(in_scope.sum())} {_period_name(to)}s "
+            f"of {ref.name} hold fewer values than a complete {_period_name(to)} (first: "
             f"{_period_word(starts[i], to)}, {have} of {int(expected[i])} values)"
             f"{scope}; they are set to missing (NaN), not computed from the values present",
             stacklevel=4)
@@ -478,7 +486,7 @@ def reduce_bins(
 def aggregate_reference(
     ref: xr.DataArray,
     r_freq: Frequency,
-    to: Frequency,
+    to: Frequency | int,
     how: Aggregation,
     *,
     ends_step: bool,
@@ -486,14 +494,25 @@ def aggregate_reference(
     years: tuple[int, int] | None = None,
     step: int | None = None,
 ) -> xr.DataArray:
-    """A finer reference brought to the simulation's days, months or years: sub-daily steps
-    to days with ``how.within_days`` (each value in the day of the step it describes,
+    """A finer reference brought to the simulation's days, months, years or, for an integer
+    ``to``, sub-daily steps of ``to`` seconds (hourly ERA5 for a 3-hourly model): sub-daily
+    steps to days (or to the longer sub-daily steps) with ``how.within_days`` (each value in the day of the step it describes,
     :func:`~atmocorrect.data.timeaxis.step_back`),
     then days to months or years (or months to years) with ``how.over_days``, complete
     periods only (:func:`aggregate_complete`). ``step``: the sub-daily step in seconds, when
     already checked (:func:`~atmocorrect.data.timeaxis.regular_step`). The aggregation is
     recorded in the ``aggregation`` attribute."""
     done = []
+    if isinstance(to, int):  # a sub-daily simulation step, ``to`` seconds
+        if step is None:
+            step = regular_step(ref["time"].values, source=f"reference {source}")
+        back = step_back(ref["time"].values, step, ends_step)
+        ref = aggregate_complete(ref, to, how.within_days, step, source, years, back)
+        ref.attrs["aggregation"] = (
+            f"{_CF_WORDS[how.within_days]} over {to / 3600:g}-hour steps of {step} s values"
+            + (" (each the step ending at its stamp)" if back else "")
+            + f"; complete steps only ({how.why})")
+        return ref
     if r_freq == "subdaily":
         if step is None:
             step = regular_step(ref["time"].values, source=f"reference {source}")
@@ -508,6 +527,35 @@ def aggregate_reference(
         done.append(f"{to}ly {_CF_WORDS[how.over_days]}")
     ref.attrs["aggregation"] = f"{', then '.join(done)}; complete periods only ({how.why})"
     return ref
+
+
+def is_instantaneous(sim: xr.DataArray) -> bool:
+    """Whether the simulation variable holds instants (CF ``time: point``, CMIP6 ``3hrPt``/
+    ``6hrPlevPt`` tables) rather than statistics over its steps.
+
+    >>> is_instantaneous(xr.DataArray([0.0], name="tas",
+    ...                               attrs={"cell_methods": "area: mean time: point"}))
+    True
+    """
+    return any(m == "point" for m, _ in time_cell_methods(str(sim.attrs.get("cell_methods", ""))))
+
+
+def sample_instants(ref: xr.DataArray, step: int, offset: int) -> xr.DataArray:
+    """The values of a finer sub-daily reference at the instants of a simulation that holds
+    instants every ``step`` seconds from ``offset`` seconds after 00:00 (3hrPt: 00:00, 03:00,
+    ...): an instant is compared with an instant, never with a mean.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeGregorian(2000, 1, 1, h) for h in range(7)]
+    >>> da = xr.DataArray(np.arange(7.0), dims="time", coords={"time": t}, name="t2m")
+    >>> sample_instants(da, 3 * 3600, 0).values.tolist()
+    [0.0, 3.0, 6.0]
+    """
+    keep = np.array([seconds_of_day(t) % step == offset for t in ref["time"].values])
+    out = ref.isel(time=np.flatnonzero(keep))
+    out.attrs = {**ref.attrs, "aggregation": f"instants every {step / 3600:g} h of the "
+                 "reference (the simulation holds instants: time: point)"}
+    return out
 
 
 def check_reference_coverage(ref: xr.DataArray, outside: Outside, source: str) -> None:
@@ -565,10 +613,22 @@ def load_pair(
             "calibrate a finer simulation"
         )
     ref_file = ref_sources[config.variables[0]][0]
+    sim_file = sim_sources[config.variables[0]][0]
     aggregate = r_freq != s_freq
+    target: Frequency | int = s_freq
     step = None
-    if aggregate and r_freq == "subdaily":  # before anything slow: a clear error
+    if r_freq == "subdaily":  # before anything slow: a clear error
         step = regular_step(ref_raw["time"].values, source=f"reference {ref_file}")
+    if r_freq == s_freq == "subdaily":
+        s_step = regular_step(sim["time"].values, source=f"simulation {sim_file}")
+        assert step is not None
+        if s_step % step:
+            raise DataError(
+                f"the reference {ref_file} has {step} s steps, the simulation {sim_file} "
+                f"{s_step} s steps: the simulation's step must be a whole number of the "
+                "reference's to aggregate it (give a reference at a step that divides it)")
+        if step < s_step:  # hourly ERA5 for a 3-hourly model
+            aggregate, target = True, s_step
     convert = s_freq in ("subdaily", "day") and not same_calendar(s_cal, r_cal)
     if convert and not config.convert_calendar:
         raise DataError(
@@ -604,9 +664,13 @@ def load_pair(
         ).rename(var)
         if aggregate:
             # in the reference's own calendar, whose days are real days; then converted
-            how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))
-            r = aggregate_reference(r, r_freq, s_freq, how, ends_step=ends_step, source=where,
-                                    years=years, step=step)
+            if isinstance(target, int) and is_instantaneous(sim[var]):
+                offset = seconds_of_day(sim["time"].values[0]) % target
+                r = sample_instants(r, target, offset)
+            else:
+                how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))
+                r = aggregate_reference(r, r_freq, target, how, ends_step=ends_step,
+                                        source=where, years=years, step=step)
             if convert:
                 r = r.convert_calendar(canonical_calendar(s_cal), align_on="date",
                                        use_cftime=True)

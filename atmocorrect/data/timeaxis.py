@@ -362,7 +362,7 @@ def period_end(start: object, to: Frequency) -> object:
     raise DataError(f"cannot aggregate to {to!r} periods")
 
 
-def expected_steps(starts: np.ndarray, to: Frequency, step: int | None) -> np.ndarray:
+def expected_steps(starts: np.ndarray, to: Frequency | int, step: int | None) -> np.ndarray:
     """How many values a complete period holds: its length over ``step`` seconds (24 hours a
     day, 28-31 days a month in the data's calendar), or 12 for months in a year
     (``step=None``).
@@ -375,17 +375,20 @@ def expected_steps(starts: np.ndarray, to: Frequency, step: int | None) -> np.nd
     starts = np.asarray(starts).ravel()
     if step is None:
         return np.full(starts.size, 12, dtype=np.int64)
+    if isinstance(to, int):  # a sub-daily period of ``to`` seconds
+        return np.full(starts.size, to // step, dtype=np.int64)
     return np.array([round((period_end(t, to) - t).total_seconds() / step) for t in starts],
                     dtype=np.int64)
 
 
 def period_index(
-    values: np.ndarray, to: Frequency, back: int = 0
+    values: np.ndarray, to: Frequency | int, back: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """For increasing times (each moved ``back`` seconds first, see :func:`step_back`), the
     index of each one's day (00:00-24:00 of its date), month or year counted from the first,
-    and the starts of all those periods from the first to the last (empty ones included: a
-    gap of whole days).
+    or, for an integer ``to``, of its sub-daily period of ``to`` seconds counted from 00:00
+    (3-hourly: 00:00-03:00, 03:00-06:00, ...), and the starts of all those periods from the
+    first to the last (empty ones included: a gap of whole periods).
 
     >>> import cftime
     >>> t = np.array([cftime.DatetimeNoLeap(2001, 2, 28, 18), cftime.DatetimeNoLeap(2001, 3, 2)])
@@ -396,11 +399,32 @@ def period_index(
     [0, 1]
     >>> period_index(t, "month")[0].tolist()
     [0, 1]
+    >>> h = np.array([cftime.DatetimeNoLeap(2001, 1, 1, k) for k in range(1, 8)])
+    >>> idx, starts = period_index(h, 3 * 3600, back=1800)  # ERA5 tp: the hour before
+    >>> idx.tolist(), [s.strftime("%H:%M") for s in starts]
+    ([0, 0, 0, 1, 1, 1, 2], ['00:00', '03:00', '06:00'])
+    >>> noisy = h - np.timedelta64(1, "us").item()  # 00:59:59.999999 decoded for 01:00
+    >>> [s.strftime("%d %H:%M:%S.%f") for s in period_index(noisy, 3 * 3600, back=1800)[1]]
+    ['01 00:00:00.000000', '01 03:00:00.000000', '01 06:00:00.000000']
     """
     import datetime
 
     values = np.asarray(values).ravel()
     midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
+    if isinstance(to, int):  # sub-daily steps of ``to`` seconds (``to`` divides a day)
+        secs = whole_seconds(values) - back  # counted from a midnight
+        origin = secs[0] - secs[0] % to  # the start of the first value's step
+        idx = (secs - origin) // to
+        # the first stamp moved to ``origin`` and rounded to the second (decoding noise)
+        first = values[0] + datetime.timedelta(seconds=int(origin - (secs[0] + back)))
+        first = first + datetime.timedelta(
+            microseconds=(1_000_000 - first.microsecond) if first.microsecond >= 500_000
+            else -first.microsecond)
+        starts = [first + datetime.timedelta(seconds=int(k) * to)
+                  for k in range(int(idx[-1]) + 1)]
+        out = np.empty(len(starts), dtype=object)
+        out[:] = starts
+        return idx.astype(np.int64), out
     if back and to != "day":
         values = values - datetime.timedelta(seconds=back)
         back = 0

@@ -129,10 +129,10 @@ def marginal_metrics(
     for q in (5, 50, 95):
         out[f"q{q:02d}_bias"] = float(np.nanmean(_percentile(sim, q) - _percentile(ref, q)))
     out["std_ratio"] = float(np.nanmean(np.nanstd(sim, 0) / np.nanstd(ref, 0)))
-    if frost_threshold is not None and frequency in ("day", "subdaily"):
+    if frost_threshold is not None and frequency == "day":  # counts of days, not of steps
         out["frost_days_bias_per_year"] = float(np.mean(
             _days_per_year(sim < frost_threshold, sim, si) - _days_per_year(ref < frost_threshold, ref, ri)))
-    if wet_threshold is not None and frequency in ("day", "subdaily"):
+    if wet_threshold is not None and frequency == "day":
         out["wet_days_bias_per_year"] = float(np.mean(
             _days_per_year(sim >= wet_threshold, sim, si) - _days_per_year(ref >= wet_threshold, ref, ri)))
     out["lag1_autocorr_diff"] = float(np.nanmean(
