@@ -57,20 +57,20 @@ def test_full_disk_leaves_no_partial_file(sample_data, tmp_path, monkeypatch):
 
 
 
-def test_ensemble_member_dimension_is_a_clear_error_everywhere(sample_data, tmp_path, capsys):
-    """A simulation with a member dim (intake-esm/pangeo stacks them): training, every
-    correction method and the evaluation refuse it naming the file, the dim and what to do,
-    and no output is written (before: a numpy ValueError in training, evaluation and qdm)."""
+
+def test_level_dimension_is_a_clear_error_everywhere(sample_data, tmp_path, capsys):
+    """A simulation with a level dim: training, every correction method and the evaluation
+    refuse it naming the file, the dim and what to do, and no output is written (before: a
+    numpy ValueError traceback in training, the evaluation and qdm)."""
     from atmocorrect import cli
 
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
     ds = xr.open_dataset(sample_data / samples.DAILY_HISTORICAL, decode_times=coder)
     ds = ds.sel(time=slice("1979", "1992"))
-    members = xr.concat([ds["tas"], ds["tas"] + 0.3], dim="member_id").assign_coords(
-        member_id=["r1i1p1f1", "r2i1p1f1"]).assign_attrs(ds["tas"].attrs)
-    sim = tmp_path / "tas_members.nc"
-    ds.drop_vars("tas").assign(tas=members.transpose("member_id", "time", "lat", "lon")
-                               ).to_netcdf(sim)
+    levels = xr.concat([ds["tas"], ds["tas"] - 6.5], dim="plev").assign_coords(
+        plev=[100000.0, 85000.0]).assign_attrs(ds["tas"].attrs)
+    sim = tmp_path / "ta_levels.nc"
+    ds.drop_vars("tas").assign(tas=levels.transpose("time", "plev", "lat", "lon")).to_netcdf(sim)
     ref = str(sample_data / samples.DAILY_REFERENCE)
     runs = {
         "train": ["train", "offline", "--simulation", str(sim), "--reference", ref,
@@ -85,6 +85,7 @@ def test_ensemble_member_dimension_is_a_clear_error_everywhere(sample_data, tmp_
     for what, argv in runs.items():
         assert cli.main(argv) == 1, what
         err = capsys.readouterr().err
-        assert "tas_members.nc: variable 'tas' has dims member_id (2: 'r1i1p1f1', " in err, err
-        assert ".isel(member_id=0)" in err and "Traceback" not in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tas_members.nc"]
+        assert "ta_levels.nc: variable 'tas' has dims plev (2: 100000.0, 85000.0) besides " \
+               "time and its horizontal grid (lat, lon)" in err, err
+        assert ".isel(plev=0)" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ta_levels.nc"]

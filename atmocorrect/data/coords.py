@@ -183,22 +183,47 @@ def horizontal_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(d) for d in order if d in spanned))
 
 
-def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulation") -> None:
-    """Raise a :class:`DataError` when ``da`` has dims besides ``time`` and its horizontal grid
-    (ensemble members, pressure levels): the corrections are per grid cell of one field.
+#: Names of ensemble-member dims (intake-esm/Pangeo ``member_id``, CMIP ``realization``, ERA5
+#: ensemble ``number``); a dim whose coordinate has ``standard_name = realization`` is one too.
+MEMBER_DIMS = frozenset({"member", "member_id", "members", "realization", "realisation",
+                         "ensemble", "ensemble_member", "ens", "number"})
 
-    >>> da = xr.DataArray(np.zeros((2, 3, 1)), dims=("member_id", "time", "lat"),
-    ...                   coords={"member_id": ["r1", "r2"], "lat": [50.0], "lon": 10.0},
-    ...                   name="tas")
-    >>> check_time_and_grid_only(da, "tas_members.nc")
+
+def member_dims(da: xr.DataArray) -> tuple[str, ...]:
+    """The dims of ``da`` that index ensemble members, in ``da``'s order.
+
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("member_id", "time"))
+    >>> member_dims(da)
+    ('member_id',)
+    """
+    def is_member(dim: str) -> bool:
+        coord = da.coords.get(dim)
+        named = coord is not None and coord.attrs.get("standard_name") == "realization"
+        return dim.lower() in MEMBER_DIMS or named
+
+    return tuple(str(d) for d in da.dims if is_member(str(d)))
+
+
+def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulation",
+                             allow_members: bool = False) -> None:
+    """Raise a :class:`DataError` when ``da`` has dims besides ``time``, its horizontal grid
+    and, with ``allow_members``, ensemble members (pooled by the training, corrected member by
+    member by the learned correction): the corrections are per grid cell of one field.
+
+    >>> da = xr.DataArray(np.zeros((2, 3, 1)), dims=("plev", "time", "lat"),
+    ...                   coords={"plev": [85000.0, 50000.0], "lat": [50.0], "lon": 10.0},
+    ...                   name="ta")
+    >>> check_time_and_grid_only(da, "ta_day.nc")
     Traceback (most recent call last):
-    atmocorrect.errors.DataError: simulation tas_members.nc: variable 'tas' has dims member_id (2: 'r1', 'r2') besides time and its horizontal grid (lat); atmocorrect corrects one field at a time: select one member or level (xarray .isel(member_id=0), cdo/ncks), or give one file per member/level (each member can be corrected with the same checkpoint)
+    atmocorrect.errors.DataError: simulation ta_day.nc: variable 'ta' has dims plev (2: 85000.0, 50000.0) besides time and its horizontal grid (lat); atmocorrect corrects one field at a time: select one level (xarray .isel(plev=0), cdo/ncks) or give one file per level
     """
     if "time" not in da.dims:
         raise DataError(f"{role} {source}: variable {da.name!r} has no time dimension "
                         f"(dims {tuple(da.dims)})")
     grid = horizontal_dims(da)
-    extra = [str(d) for d in da.dims if d != "time" and d not in grid]
+    members = member_dims(da)
+    extra = [str(d) for d in da.dims if d != "time" and d not in grid
+             and not (allow_members and d in members)]
     if not extra:
         return
 
@@ -210,12 +235,17 @@ def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulat
                            for v in da[dim].values[:3])
         return f"{dim} ({size}: {labels}{', ...' if size > 3 else ''})"
 
+    what = (f"{role} {source}: variable {da.name!r} has dims {', '.join(map(describe, extra))} "
+            f"besides time and its horizontal grid ({', '.join(grid)})")
+    if all(d in members for d in extra):
+        raise DataError(
+            f"{what}: ensemble members are pooled by `atmocorrect train offline` and corrected "
+            "member by member by `atmocorrect correct --method ml`; the classical methods, "
+            f"`evaluate offline` and the reference take one member at a time: select one "
+            f"(xarray .isel({extra[0]}=0), cdo/ncks) or give one file per member")
     raise DataError(
-        f"{role} {source}: variable {da.name!r} has dims {', '.join(map(describe, extra))} "
-        f"besides time and its horizontal grid ({', '.join(grid)}); atmocorrect corrects one "
-        f"field at a time: select one member or level (xarray .isel({extra[0]}=0), cdo/ncks), "
-        "or give one file per member/level (each member can be corrected with the same "
-        "checkpoint)")
+        f"{what}; atmocorrect corrects one field at a time: select one level "
+        f"(xarray .isel({extra[0]}=0), cdo/ncks) or give one file per level")
 
 
 def is_regular_grid(obj: xr.Dataset | xr.DataArray) -> bool:
@@ -230,6 +260,9 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     become coordinates, and a rotated-pole file without them gets them computed."""
     ds = merge_expver(ds, source)
     ds = _stack_grib_time(ds)
+    # dims orders that put time elsewhere than first (a member dim before it), to write back
+    orders = {str(n): [str(d) for d in ds[n].dims] for n in ds.data_vars
+              if "time" in ds[n].dims and ds[n].dims[0] != "time"}
     if "time" in ds.dims:
         ds = ds.transpose("time", ...)
     lat, lon = _find(ds, LAT_NAMES), _find(ds, LON_NAMES)
@@ -266,6 +299,7 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         "lat_flipped": flipped,
         **({"derived": derived} if derived else {}),
         **({"promoted": promoted} if promoted else {}),
+        **({"orders": orders} if orders else {}),
     }
     return ds
 
@@ -288,7 +322,11 @@ def restore_layout(ds: xr.Dataset, layout: dict | None) -> xr.Dataset:
     if layout.get("lat_flipped") and "lat" in ds.dims:
         ds = ds.isel(lat=slice(None, None, -1))
     renamed = {k: v for k, v in layout.get("renamed", {}).items() if k in ds.variables or k in ds.dims}
-    return ds.rename(renamed) if renamed else ds
+    ds = ds.rename(renamed) if renamed else ds
+    for name, order in layout.get("orders", {}).items():  # e.g. (member_id, time, lat, lon)
+        if name in ds.data_vars and set(order) == set(ds[name].dims):
+            ds[name] = ds[name].transpose(*order)
+    return ds
 
 
 def longitude_convention(lon: np.ndarray) -> LonConvention:

@@ -120,6 +120,10 @@ class PairConfig:
         downloaded every 3 or 6 hours still hold 1-hour amounts: 3600). Hourly data: the step.
     chunks:
         Dask chunks for the simulation (``{"lat": 32}``), to read large files lazily.
+    pool_members:
+        Accept an ensemble-member dim in the simulation (``member_id``, ``realization``):
+        the training pools the members' values (more samples of the model's climate); off,
+        such a dim is an error naming it.
     """
 
     variables: tuple[str, ...]
@@ -129,6 +133,7 @@ class PairConfig:
     convert_calendar: bool = True
     accumulation_period: float | None = None
     chunks: Mapping[str, int] | None = None
+    pool_members: bool = False
 
     def __post_init__(self) -> None:
         if not self.variables:
@@ -596,7 +601,8 @@ def load_pair(
         ref_paths, {v: config.reference_candidates(v) for v in config.variables}, "reference"
     )
     for var in config.variables:
-        check_time_and_grid_only(sim[var], ", ".join(sim_sources[var]), "simulation")
+        check_time_and_grid_only(sim[var], ", ".join(sim_sources[var]), "simulation",
+                                 allow_members=config.pool_members)
         check_time_and_grid_only(ref_raw[var], ", ".join(ref_sources[var]), "reference")
         units = sim[var].attrs.get("units")
         if units is None:

@@ -621,7 +621,7 @@ def correct_file(req: CorrectionRequest) -> Path:
             raise DataError(f"{source}: no variable {v!r} (the file holds "
                             f"{', '.join(map(str, ds.data_vars))})")
     for v in variables:
-        check_time_and_grid_only(ds[v], source, "input")
+        check_time_and_grid_only(ds[v], source, "input", allow_members=req.method == "ml")
     if req.period is not None:
         ds = select_years(ds, req.period, f"input {source}")
     pair_cfg = _pair_config_from(manifest, variables or ("tas",), req.pair, req.pair_overrides)
@@ -655,12 +655,11 @@ def correct_file(req: CorrectionRequest) -> Path:
             spatial = [d for d in x.dims if d != "time"]
             if set(lat_b.dims) - set(spatial):
                 raise DataError(f"{source}: {v!r} lat/lon depend on dims outside {spatial}")
-            lat_b = lat_b.transpose(*[d for d in spatial if d in lat_b.dims])
-            lon_b = lon_b.transpose(*[d for d in spatial if d in lon_b.dims])
-            extra = set(spatial) - set(lat_b.dims)
-            if extra:
-                raise DataError(f"{source}: {v!r} has dims {sorted(extra)} besides the grid; "
-                                "the learned correction is per grid point (select one level)")
+            # ensemble members (checked above: the only other dims): every member's series
+            # is corrected on its own, within its own era, at its cell's point
+            template = x.isel(time=0, drop=True)
+            lat_b, lon_b = (c.broadcast_like(template).transpose(*spatial)
+                            for c in (lat_b, lon_b))
             out = xr.apply_ufunc(
                 _ml_block, x, lat_b.chunk({d: x.chunksizes[d] for d in lat_b.dims}),
                 lon_b.chunk({d: x.chunksizes[d] for d in lon_b.dims}),

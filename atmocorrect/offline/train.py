@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
+from ..data.coords import member_dims
 from ..data.pairs import Pair, PairConfig, load_pair
 from ..data.timeaxis import (
     format_period,
@@ -95,6 +96,16 @@ def _flatten(da) -> np.ndarray:
     return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
 
 
+def _pooled(da, members: tuple[str, ...]) -> np.ndarray:
+    """(members x time, points): the members' series one after the other (each a sample of
+    the model's climate at the same points), or :func:`_flatten` without members."""
+    if not members:
+        return _flatten(da)
+    stacked = da.stack(_member=members).transpose("_member", "time", ...)
+    return np.concatenate([_flatten(stacked.isel(_member=k))
+                           for k in range(stacked.sizes["_member"])])
+
+
 def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Latitude and longitude per point, in the order of :func:`_flatten`, and the grid's
     shape: (nlat, nlon) of a regular grid, (rows, columns) along the two dims of a curvilinear
@@ -151,11 +162,15 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
         require_period(ds, cfg.calibration, f"the {role} {', '.join(files)}")
     sim = select_years(pair.sim, cfg.calibration, "the simulation")
     ref = select_years(pair.ref, cfg.calibration, "the reference")
-    s_season = season_position(sim["time"].values, pair.frequency)
+    members = member_dims(sim[pair.variables[0]])
+    n_members = int(np.prod([sim.sizes[d] for d in members], dtype=np.int64))
+    one_member = sim.isel({d: 0 for d in members}, drop=True)
+    s_times = np.tile(sim["time"].values, n_members)  # the members, one after the other
+    s_season = season_position(s_times, pair.frequency)
     r_season = season_position(ref["time"].values, pair.frequency)
     out: list[VariableData] = []
     for var in pair.variables:
-        xs, xr_ = _flatten(sim[var]), _flatten(ref[var])
+        xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
         transform = cfg.transform(var)
         offset = dry = wet = dry_fraction = 0.0
         if transform == "log":
@@ -172,8 +187,11 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
             xs = jitter_dry(xs, wet, cols, seed=cfg.seed)
             xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1)
             xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
-        if cfg.detrend and transform == "identity":
-            xs = remove_trend(xs, sim["time"].values, s_season)
+        if cfg.detrend and transform == "identity":  # each member its own trend
+            n_t = sim.sizes["time"]
+            xs = np.concatenate([
+                remove_trend(xs[k * n_t:(k + 1) * n_t], sim["time"].values,
+                             s_season[k * n_t:(k + 1) * n_t]) for k in range(n_members)])
             xr_ = remove_trend(xr_, ref["time"].values, r_season)
         counts = np.isfinite(xs).sum(axis=0)
         if counts.min() < MIN_VALUES_PER_POINT:
@@ -189,7 +207,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
                          mean, std, xs, xr_, s_season, r_season,
                          fit_moments(xs, s_season, MOMENT_HARMONICS), wet, dry_fraction)
         )
-    lat, lon, grid_shape = _grid_points(sim[pair.variables[0]])
+    lat, lon, grid_shape = _grid_points(one_member[pair.variables[0]])
     clim = np.stack(
         [
             np.stack([(np.nanmean(v.sim, 0) - v.mean) / v.std, np.nanstd(v.sim, 0) / v.std - 1.0])
@@ -431,6 +449,16 @@ def _file_entries(paths: Sequence[str]) -> list[dict[str, str]]:
     return out
 
 
+def _members_entry(da) -> dict[str, Any]:
+    """The ensemble members pooled in the calibration (``{}`` for a single run)."""
+    dims = member_dims(da)
+    if not dims:
+        return {}
+    return {"dims": list(dims), "count": int(np.prod([da.sizes[d] for d in dims])),
+            "labels": {d: [str(v) for v in da[d].values] if d in da.coords else []
+                       for d in dims}}
+
+
 def train_offline(
     sim_paths: Sequence[str | Path],
     ref_paths: Sequence[str | Path],
@@ -445,7 +473,7 @@ def train_offline(
     cfg = config or TrainConfig()
     apply_cfg = apply_config or ApplyConfig()
     started = time.perf_counter()
-    pair = load_pair(sim_paths, ref_paths, pair_config)
+    pair = load_pair(sim_paths, ref_paths, dataclasses.replace(pair_config, pool_members=True))
     data = prepare(pair, cfg)
     network = cfg.network.resolved(has_dry_days(data))
     cfg = dataclasses.replace(cfg, network=network)  # the manifest records what was used
@@ -454,8 +482,9 @@ def train_offline(
     tail = history[-max(1, len(history) // 10):]
     manifest = Manifest(
         fields=tuple(
-            FieldSpec(name=v.name, units=v.units,
-                      dims=tuple(reversed(pair.sim[v.name].dims)), corrected=True)
+            FieldSpec(name=v.name, units=v.units, corrected=True,
+                      dims=tuple(reversed([d for d in pair.sim[v.name].dims
+                                           if d not in member_dims(pair.sim[v.name])])))
             for v in data.variables
         ),
         model_class="offline-quantile-delta",
@@ -490,6 +519,7 @@ def train_offline(
                 "accumulation_period": pair_config.accumulation_period,
             },
             "calendars": {"simulation": pair.sim_calendar, "reference": pair.ref_calendar},
+            "members": _members_entry(pair.sim[pair.variables[0]]),
             "config": {"train": cfg.to_dict()},
         },
         metrics={
