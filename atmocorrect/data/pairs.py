@@ -68,8 +68,8 @@ from .timeaxis import (
     period_index,
     regular_step,
     same_calendar,
-    seconds_of_day,
     step_back,
+    whole_seconds,
 )
 
 #: Reference (ERA5) names of the CMIP variables, tried in order.
@@ -556,7 +556,7 @@ def sample_instants(ref: xr.DataArray, step: int, offset: int) -> xr.DataArray:
     >>> sample_instants(da, 3 * 3600, 0).values.tolist()
     [0.0, 3.0, 6.0]
     """
-    keep = np.array([seconds_of_day(t) % step == offset for t in ref["time"].values])
+    keep = whole_seconds(ref["time"].values) % 86400 % step == offset
     out = ref.isel(time=np.flatnonzero(keep))
     out.attrs = {**ref.attrs, "aggregation": f"instants every {step / 3600:g} h of the "
                  "reference (the simulation holds instants: time: point)"}
@@ -671,7 +671,7 @@ def load_pair(
         if aggregate:
             # in the reference's own calendar, whose days are real days; then converted
             if isinstance(target, int) and is_instantaneous(sim[var]):
-                offset = seconds_of_day(sim["time"].values[0]) % target
+                offset = int(whole_seconds(sim["time"].values[:1])[0] % 86400 % target)
                 r = sample_instants(r, target, offset)
             else:
                 how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))

@@ -410,8 +410,9 @@ def period_index(
     import datetime
 
     values = np.asarray(values).ravel()
-    midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
-    if isinstance(to, int):  # sub-daily steps of ``to`` seconds (``to`` divides a day)
+    if to == "day":  # a day is the period of 86400 s
+        to = 86400
+    if isinstance(to, int):  # periods of ``to`` seconds (``to`` divides a day)
         secs = whole_seconds(values) - back  # counted from a midnight
         origin = secs[0] - secs[0] % to  # the start of the first value's step
         idx = (secs - origin) // to
@@ -425,15 +426,10 @@ def period_index(
         out = np.empty(len(starts), dtype=object)
         out[:] = starts
         return idx.astype(np.int64), out
-    if back and to != "day":
+    if back:
         values = values - datetime.timedelta(seconds=back)
-        back = 0
-    first = (values[0] - datetime.timedelta(seconds=back)).replace(**midnight)
-    if to == "day":
-        day = (whole_seconds(values) - back) // 86400
-        idx = day - day[0]
-        starts = [first + datetime.timedelta(days=k) for k in range(int(idx[-1]) + 1)]
-    elif to in ("month", "year"):
+    first = values[0].replace(hour=0, minute=0, second=0, microsecond=0)
+    if to in ("month", "year"):
         per = 12 if to == "month" else 1
         idx = (years(values) - first.year) * per
         if to == "month":

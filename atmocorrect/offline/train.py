@@ -39,6 +39,7 @@ from ..data.timeaxis import (
     require_period,
     season_position,
     select_years,
+    whole_seconds,
 )
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
@@ -149,10 +150,7 @@ def remove_trend(x: np.ndarray, times: np.ndarray, season: np.ndarray,
 
 def step_seconds(times: np.ndarray) -> float:
     """The median time step in seconds (cftime or datetime64 times)."""
-    t = np.asarray(times)
-    if np.issubdtype(t.dtype, np.datetime64):
-        return float(np.median(np.diff(t).astype("timedelta64[s]").astype(float)))
-    return float(np.median([(b - a).total_seconds() for a, b in zip(t[:-1], t[1:], strict=True)]))
+    return float(np.median(np.diff(whole_seconds(times))))
 
 
 def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
