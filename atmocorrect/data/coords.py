@@ -183,6 +183,28 @@ def horizontal_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(d) for d in order if d in spanned))
 
 
+def cell_latlon(da: xr.DataArray, source: str | None = None
+                ) -> tuple[xr.DataArray, xr.DataArray]:
+    """``lat`` and ``lon`` of every cell of ``da``: broadcast over all its dims but ``time``
+    and in their order (a regular grid's axes as 2-D fields, a curvilinear grid's as they are,
+    and over ensemble members too), so that ``.values.ravel()`` follows the cells of
+    ``da.values.reshape(n_time, -1)``.
+
+    >>> da = xr.DataArray(np.zeros((1, 2, 3)), dims=("time", "lat", "lon"),
+    ...                   coords={"lat": [48.0, 49.0], "lon": [8.0, 9.0, 10.0]})
+    >>> [c.shape for c in cell_latlon(da)], cell_latlon(da)[0].values[:, 0].tolist()
+    ([(2, 3), (2, 3)], [48.0, 49.0])
+    """
+    spatial = [d for d in da.dims if d != "time"]
+    lat, lon = xr.broadcast(da["lat"], da["lon"])
+    outside = sorted(str(d) for d in set(lat.dims) - set(spatial))
+    if outside:
+        raise DataError(f"{source or da.encoding.get('source', 'the simulation')}: lat/lon of "
+                        f"{da.name!r} depend on dims {outside} that the variable lacks")
+    template = da.isel(time=0, drop=True) if "time" in da.dims else da
+    return tuple(c.broadcast_like(template).transpose(*spatial) for c in (lat, lon))
+
+
 #: Names of ensemble-member dims (intake-esm/Pangeo ``member_id``, CMIP ``realization``, ERA5
 #: ensemble ``number``); a dim whose coordinate has ``standard_name = realization`` is one too.
 MEMBER_DIMS = frozenset({"member", "member_id", "members", "realization", "realisation",

@@ -32,7 +32,13 @@ from .. import __version__
 from .. import units as U
 from ..atomic import atomic_directory, atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
-from ..data.coords import check_time_and_grid_only, horizontal_dims, is_regular_grid, restore_layout
+from ..data.coords import (
+    cell_latlon,
+    check_time_and_grid_only,
+    horizontal_dims,
+    is_regular_grid,
+    restore_layout,
+)
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_dataset
 from ..data.timeaxis import (
@@ -381,11 +387,6 @@ def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t
     return out.T.reshape(shape).astype(fut.dtype)
 
 
-def _spacing(values: np.ndarray) -> float:
-    u = np.unique(np.round(np.asarray(values, dtype=float).ravel(), 6))
-    return float(np.min(np.diff(u))) if u.size > 1 else 1e-3
-
-
 def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
                   source: str) -> xr.Dataset:
     """The input's cells that are the calibrated cells (``lat``/``lon`` per cell, matched
@@ -469,13 +470,12 @@ def _crop_aux(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
 
 def _cells_of(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray, float]:
     """Latitude and longitude of every cell of ``sim`` and the tolerance within which an
-    input cell is one of them (half a grid step)."""
+    input cell is one of them (half the distance between neighbouring cells: half the
+    smaller grid step of a regular grid)."""
     from ..data.regrid import cell_tolerance
 
     lat_b, lon_b = xr.broadcast(sim["lat"], sim["lon"])
     lat, lon = lat_b.values.ravel(), lon_b.values.ravel()
-    if is_regular_grid(sim):
-        return lat, lon, 0.5 * min(_spacing(sim["lat"].values), _spacing(sim["lon"].values))
     return lat, lon, cell_tolerance(lat, lon)
 
 
@@ -651,15 +651,9 @@ def correct_file(req: CorrectionRequest) -> Path:
                                 f"checkpoint expects {want!r}")
             x = da if U.same(have, want) else _convert(da, have, want, source)
             x = x.chunk(_chunks_for(x, apply_cfg.chunk_points))
-            lat_b, lon_b = xr.broadcast(x["lat"], x["lon"])
-            spatial = [d for d in x.dims if d != "time"]
-            if set(lat_b.dims) - set(spatial):
-                raise DataError(f"{source}: {v!r} lat/lon depend on dims outside {spatial}")
-            # ensemble members (checked above: the only other dims): every member's series
-            # is corrected on its own, within its own era, at its cell's point
-            template = x.isel(time=0, drop=True)
-            lat_b, lon_b = (c.broadcast_like(template).transpose(*spatial)
-                            for c in (lat_b, lon_b))
+            # over ensemble members too (checked above: the only other dims): every member's
+            # series is corrected on its own, within its own era, at its cell's point
+            lat_b, lon_b = cell_latlon(x, source)
             out = xr.apply_ufunc(
                 _ml_block, x, lat_b.chunk({d: x.chunksizes[d] for d in lat_b.dims}),
                 lon_b.chunk({d: x.chunksizes[d] for d in lon_b.dims}),

@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
-from ..data.coords import is_regular_grid
+from ..data.coords import cell_latlon
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
@@ -54,6 +54,7 @@ from .metrics import (
 from .wetdays import PRECIPITATION_VARIABLES
 
 TEMPERATURE_NAMES = {"tas", "t2m", "tasmin", "tasmax", "ta", "t", "2t"}
+
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSpec:
@@ -115,13 +116,7 @@ def _same_cells(ds, cells: xr.Dataset, source: str):
     points (see :func:`~atmocorrect.offline.apply.crop_to_cells`)."""
     from .apply import _cells_of, crop_to_cells
 
-    if not is_regular_grid(cells):
-        return crop_to_cells(ds, *_cells_of(cells), source)
-    lat, lon = cells["lat"].values, cells["lon"].values
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
-    spacing = [float(np.min(np.diff(np.unique(v)))) for v in (lat, lon) if np.unique(v).size > 1]
-    tol = 0.5 * min(spacing) if spacing else 1e-3
-    return crop_to_cells(ds, la.ravel(), lo.ravel(), tol, source)
+    return crop_to_cells(ds, *_cells_of(cells), source)
 
 
 def _paths(p: str | Sequence[str]) -> str | list[str]:
@@ -270,11 +265,7 @@ def _bias_field(da: xr.DataArray, sim: np.ndarray, ref: np.ndarray
     """Time-mean bias per cell (``sim``/``ref`` flat, time x points, in display units) in the
     shape of the grid (a regular grid as (lat, lon), a curvilinear one along its dims, points
     as a row), with the latitude and longitude of every cell."""
-    spatial = [d for d in da.dims if d != "time"]
-    la, lo = xr.broadcast(da["lat"], da["lon"])
-    template = da.isel(time=0, drop=True)
-    la, lo = (c.broadcast_like(template).transpose(*spatial).values.astype(float)
-              for c in (la, lo))
+    la, lo = (c.values.astype(float) for c in cell_latlon(da))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cells without values: NaN
         bias = np.nanmean(sim, 0) - np.nanmean(ref, 0)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
-from ..data.coords import member_dims
+from ..data.coords import cell_latlon, member_dims
 from ..data.pairs import Pair, PairConfig, load_pair
 from ..data.timeaxis import (
     format_period,
@@ -116,16 +116,7 @@ def _grid_points(da) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     if lat.ndim == 1 and lon.ndim == 1 and lat.dims == ("lat",) and lon.dims == ("lon",):
         la, lo = np.meshgrid(lat.values, lon.values, indexing="ij")
         return la.ravel().astype(float), lo.ravel().astype(float), (lat.size, lon.size)
-    import xarray as xr
-
-    la, lo = xr.broadcast(lat, lon)
-    spatial = [d for d in da.dims if d != "time"]
-    outside = sorted(set(la.dims) - set(spatial))
-    if outside:
-        raise DataError(f"{da.encoding.get('source', 'the simulation')}: lat/lon of "
-                        f"{da.name!r} depend on dims {outside} that the variable lacks")
-    # lat/lon constant along a dim (a regular grid with other names): broadcast over it too
-    la, lo = (c.broadcast_like(da.isel(time=0, drop=True)).transpose(*spatial) for c in (la, lo))
+    la, lo = cell_latlon(da)
     shape = tuple(da.shape[1:])
     grid: tuple[int, ...]
     if len(shape) == 1:
