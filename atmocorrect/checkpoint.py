@@ -180,9 +180,10 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     order, each preceded by its relative path, so a renamed or changed chunk changes it."""
     path = Path(path)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    store = path.is_dir()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if store else [path]
     for file in files:
-        if path.is_dir():
+        if store:
             h.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as fh:
             while block := fh.read(chunk):

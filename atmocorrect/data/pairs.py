@@ -656,16 +656,16 @@ def load_pair(
         where = ", ".join(ref_sources[var])
         r.encoding["source"] = where
         stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
-        ends_step = aggregate and r_freq == "subdaily" and ends_its_step(r.rename(stored))
-        if (r_freq == "subdaily" and is_precipitation(r.rename(stored))
-                and is_running_daily_total(r)):
+        r = r.rename(stored)
+        ends_step = aggregate and r_freq == "subdaily" and ends_its_step(r)
+        if r_freq == "subdaily" and is_precipitation(r) and is_running_daily_total(r):
             warnings.warn(
                 f"reference {where}: {stored!r} holds running totals since 00 UTC (never "
                 "decreasing within a day: ERA5-Land's convention), not hourly amounts; "
                 "de-accumulated hour by hour before use", stacklevel=2)
             r = deaccumulate_daily_running_totals(r)
         r = conform_units(
-            r.rename(stored), sim[var].attrs["units"],
+            r, sim[var].attrs["units"],
             accumulation_period=config.accumulation_period,
         ).rename(var)
         if aggregate:
