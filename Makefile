@@ -21,7 +21,8 @@ help:
 	@echo "make demo          set up, then run the Lorenz-96 twin experiment end to end (runs/demo/)"
 	@echo "make test          set up, then run every test"
 	@echo "make bench         run the benchmarks, write benchmarks/results.json"
-	@echo "make offline-demo  correct real CMIP6 output against ERA5 (runs/offline/)"
+	@echo "make offline-demo  correct real CMIP6 output against ERA5 (runs/offline/);"
+	@echo "                   another pair: make offline-demo OFFLINE_ARGS='--historical H.nc --reference R.nc ...'"
 	@echo "make lint          ruff"
 
 setup: .stamp-system .stamp-venv
@@ -69,7 +70,7 @@ bench: install
 	$(PY) benchmarks/run.py
 
 offline-demo: install
-	OMP_NUM_THREADS=1 $(PY) examples/offline/run_offline_demo.py
+	OMP_NUM_THREADS=1 $(PY) examples/offline/run_offline_demo.py $(OFFLINE_ARGS)
 
 lint: .stamp-venv
 	$(VENV)/bin/ruff check atmocorrect tests benchmarks examples bindings training

@@ -221,13 +221,20 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p.add_argument("--future", type=Path, nargs="+", metavar="FILE",
                    help="scenario file(s) for the climate-change signal (absent: skipped)")
     p.add_argument("--variable", default="tas", help="simulation variable (default tas)")
-    p.add_argument("--calibration", default="1979-2004", help="calibration years")
-    p.add_argument("--heldout", default="2005-2014", help="held-out years")
-    p.add_argument("--out", type=Path, default=REPO / "runs" / "offline")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--calibration", default="1979-2004",
+                   help="calibration years, FIRST-LAST (default: %(default)s)")
+    p.add_argument("--heldout", default="2005-2014",
+                   help="held-out years, never used for fitting (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "offline",
+                   help="output folder: checkpoint, corrected files, report.json, plots "
+                        "(default: runs/offline)")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps,
+                   help="training steps of the learned correction (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for training and correction (default: %(default)s)")
     p.add_argument("--bootstrap", type=int, default=200,
-                   help="year resamples for the robustness of ml vs qdm (0: off)")
+                   help="year resamples for the robustness of ml vs qdm (0: off; default: "
+                        "%(default)s)")
     add_pair_arguments(p)
     a = p.parse_args(argv)
     data = a.data or samples.sample_data_dir()
