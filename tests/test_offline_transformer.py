@@ -125,8 +125,8 @@ def test_train_offline_cli_takes_the_trunk():
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
     base = ["--simulation", "s.nc", "--reference", "r.nc", "--variables", "tas", "--out", "o"]
-    assert parser.parse_args(base).trunk == "mlp"
-    assert parser.parse_args(base + ["--trunk", "transformer"]).trunk == "transformer"
+    assert parser.parse_args(base).trunk == "transformer"
+    assert parser.parse_args(base + ["--trunk", "mlp"]).trunk == "mlp"
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--trunk", "cnn"])
 

@@ -71,7 +71,7 @@ class NetworkConfig:
     atmocorrect.errors.UsageError: network trunk must be one of mlp, transformer, got 'attention'
     """
 
-    trunk: str = "mlp"
+    trunk: str = "transformer"
     hidden: int = 64
     layers: int = 2
     d_model: int = 32
