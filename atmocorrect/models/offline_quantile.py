@@ -383,14 +383,22 @@ class OfflineQuantileModel:
         """Reference and simulation quantiles (transformed units) on a (point, season node,
         z) grid: two arrays of shape (len(points), len(nodes), len(z))."""
         n = self.norm[var]
-        season = np.tile(nodes, points.size)
-        pts = np.repeat(points, nodes.size)
-        feats = self._feats(var, pts, season)
-        zz = np.broadcast_to(z[None, :], (feats.shape[0], z.size))
-        shape = (points.size, nodes.size, z.size)
-        q_ref = self._forward(feats, zz, "reference").reshape(shape) * n["std"] + n["mean"]
-        q_sim = self._forward(feats, zz, "simulation").reshape(shape) * n["std"] + n["mean"]
+        zz = np.broadcast_to(z[None, :], (nodes.size, z.size))
+        q_ref = np.empty((points.size, nodes.size, z.size))
+        q_sim = np.empty_like(q_ref)
+        for i, feats in self._feats_per_point(var, points, nodes):
+            q_ref[i] = self._forward(feats, zz, "reference") * n["std"] + n["mean"]
+            q_sim[i] = self._forward(feats, zz, "simulation") * n["std"] + n["mean"]
         return q_ref, q_sim
+
+    def _feats_per_point(self, var: str, points: np.ndarray, nodes: np.ndarray):
+        """(index, features of the point at every season node) for each of ``points``.
+
+        The network is evaluated point by point so that a point's tables do not depend on which
+        other points share its chunk: the transformer leaves out tokens that are padding for
+        every row of a batch, which changes the float rounding (by 1 ulp) with the batch."""
+        for i, p in enumerate(points):
+            yield i, self._feats(var, np.full(nodes.size, p), nodes)
 
     def mean_delta(self, var: str, points: np.ndarray, nodes: np.ndarray,
                    levels: int = 64) -> np.ndarray:
@@ -398,11 +406,11 @@ class OfflineQuantileModel:
         from scipy.special import ndtri
 
         z = ndtri((np.arange(levels) + 0.5) / levels)
-        season = np.tile(nodes, points.size)
-        pts = np.repeat(points, nodes.size)
-        feats = self._feats(var, pts, season)
-        d = self._forward(feats, np.broadcast_to(z[None, :], (feats.shape[0], levels)), "delta")
-        return d.mean(axis=1).reshape(points.size, nodes.size) * float(self.norm[var]["std"])
+        zz = np.broadcast_to(z[None, :], (nodes.size, levels))
+        out = np.empty((points.size, nodes.size))
+        for i, feats in self._feats_per_point(var, points, nodes):
+            out[i] = self._forward(feats, zz, "delta").mean(axis=1)
+        return out * float(self.norm[var]["std"])
 
     def tendency(self, inputs: Mapping[str, np.ndarray], time: float) -> dict[str, np.ndarray]:
         raise ModelError(
