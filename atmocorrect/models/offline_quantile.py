@@ -383,22 +383,31 @@ class OfflineQuantileModel:
         """Reference and simulation quantiles (transformed units) on a (point, season node,
         z) grid: two arrays of shape (len(points), len(nodes), len(z))."""
         n = self.norm[var]
-        zz = np.broadcast_to(z[None, :], (nodes.size, z.size))
         q_ref = np.empty((points.size, nodes.size, z.size))
         q_sim = np.empty_like(q_ref)
-        for i, feats in self._feats_per_point(var, points, nodes):
-            q_ref[i] = self._forward(feats, zz, "reference") * n["std"] + n["mean"]
-            q_sim[i] = self._forward(feats, zz, "simulation") * n["std"] + n["mean"]
+        for rows, feats in self._feats_by_padding(var, points, nodes):
+            zz = np.broadcast_to(z[None, :], (rows.size * nodes.size, z.size))
+            shape = (rows.size, nodes.size, z.size)
+            q_ref[rows] = self._forward(feats, zz, "reference").reshape(shape) * n["std"] + n["mean"]
+            q_sim[rows] = self._forward(feats, zz, "simulation").reshape(shape) * n["std"] + n["mean"]
         return q_ref, q_sim
 
-    def _feats_per_point(self, var: str, points: np.ndarray, nodes: np.ndarray):
-        """(index, features of the point at every season node) for each of ``points``.
+    def _feats_by_padding(self, var: str, points: np.ndarray, nodes: np.ndarray):
+        """(rows of ``points``, their features at every season node), one group per padding
+        pattern of the transformer's neighbourhood (one group for the MLP).
 
-        The network is evaluated point by point so that a point's tables do not depend on which
-        other points share its chunk: the transformer leaves out tokens that are padding for
-        every row of a batch, which changes the float rounding (by 1 ulp) with the batch."""
-        for i, p in enumerate(points):
-            yield i, self._feats(var, np.full(nodes.size, p), nodes)
+        The transformer leaves out the tokens that are padding in every row of a batch, which
+        changes the float rounding (by an ulp) with the batch; grouping the points by pattern
+        makes a point's tables independent of which other points share its chunk."""
+        if self.trunk == "transformer":
+            _, group = np.unique(self.patch_mask[points].reshape(points.size, -1), axis=0,
+                                 return_inverse=True)
+        else:
+            group = np.zeros(points.size, dtype=np.int64)
+        for g in np.unique(group):
+            rows = np.flatnonzero(group.ravel() == g)
+            yield rows, self._feats(var, np.repeat(points[rows], nodes.size),
+                                    np.tile(nodes, rows.size))
 
     def mean_delta(self, var: str, points: np.ndarray, nodes: np.ndarray,
                    levels: int = 64) -> np.ndarray:
@@ -406,10 +415,11 @@ class OfflineQuantileModel:
         from scipy.special import ndtri
 
         z = ndtri((np.arange(levels) + 0.5) / levels)
-        zz = np.broadcast_to(z[None, :], (nodes.size, levels))
         out = np.empty((points.size, nodes.size))
-        for i, feats in self._feats_per_point(var, points, nodes):
-            out[i] = self._forward(feats, zz, "delta").mean(axis=1)
+        for rows, feats in self._feats_by_padding(var, points, nodes):
+            zz = np.broadcast_to(z[None, :], (feats.shape[0], levels))
+            d = self._forward(feats, zz, "delta").mean(axis=1)
+            out[rows] = d.reshape(rows.size, nodes.size)
         return out * float(self.norm[var]["std"])
 
     def tendency(self, inputs: Mapping[str, np.ndarray], time: float) -> dict[str, np.ndarray]:
