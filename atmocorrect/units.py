@@ -4,6 +4,8 @@
 ('degC', 'K')
 >>> convert(273.15, "K", "degC")
 0.0
+>>> convert(0.85, "(0 - 1)", "%")  # ERA5 cloud cover as a CMIP percentage
+85.0
 >>> round(accumulation_to_flux(0.00864, "m", 86400.0), 6)  # 8.64 mm a day
 0.0001
 """
@@ -17,7 +19,8 @@ from .errors import FieldError
 _ALIASES = {
     "K": ("k", "kelvin", "degk", "deg_k", "degrees_k"),
     "degC": ("degc", "c", "celsius", "deg_c", "degree_celsius", "degrees_celsius", "°c"),
-    "1": ("", "1", "dimensionless", "none", "-"),
+    "1": ("", "1", "dimensionless", "none", "-", "(0 - 1)", "0-1", "fraction"),
+    "%": ("%", "percent", "percentage", "pct"),
     "Pa": ("pa", "pascal"),
     "hPa": ("hpa", "mbar", "millibar"),
     "m": ("m", "metre", "meter", "metres", "meters"),
@@ -28,6 +31,7 @@ _ALIASES = {
     "m of water equivalent": ("m of water equivalent", "m water equivalent"),
     "m s-1": ("m s-1", "m/s", "m s**-1"),
     "kg kg-1": ("kg kg-1", "kg/kg", "kg kg**-1"),
+    "W m-2": ("w m-2", "w/m2", "w m**-2", "w/m^2", "w m^-2", "w/m**2"),
 }
 _LOOKUP = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 _LOOKUP.update({name.lower(): name for name in _ALIASES})
@@ -56,6 +60,9 @@ _AFFINE: dict[tuple[str, str], tuple[float, float]] = {
     ("kg m-2 s-1", "m day-1"): (86400.0 / 1000.0, 0.0),
     ("m day-1", "mm day-1"): (1000.0, 0.0),
     ("mm day-1", "m day-1"): (0.001, 0.0),
+    # fractions (relative humidity, cloud cover, sea-ice concentration): ERA5 writes "(0 - 1)"
+    ("1", "%"): (100.0, 0.0),
+    ("%", "1"): (0.01, 0.0),
 }
 
 #: Depths of water accumulated over a period (ERA5 ``tp`` is in m), in kg m-2 per unit.

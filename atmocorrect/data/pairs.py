@@ -73,8 +73,8 @@ from .timeaxis import (
 )
 
 #: Reference (ERA5) names of the CMIP variables, tried in order.
-#: (ERA5 short names first, then CMIP, then E-OBS: tg, tx, tn, rr, pp.) A reference file that
-#: holds a single variable is used for a single requested variable whatever its name (with a
+#: (ERA5 short names first, then CMIP, then E-OBS: tg, tx, tn, rr, pp, hu, qq, fg.) A reference
+#: file that holds a single variable is used for a single requested variable whatever its name (with a
 #: warning): ERA5 daily statistics from the new CDS call the daily maximum ``t2m`` too.
 REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
     "tas": ("t2m", "2t", "tas", "tg"),
@@ -85,7 +85,15 @@ REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
     "ps": ("sp", "ps"),
     "uas": ("u10", "10u", "uas"),
     "vas": ("v10", "10v", "vas"),
-    "sfcWind": ("si10", "sfcWind"),
+    "sfcWind": ("si10", "sfcWind", "fg"),
+    # relative humidity: ERA5 GRIB's 2 m relative humidity (cfgrib r2, ecCodes 2r), E-OBS hu
+    "hurs": ("r2", "2r", "hurs", "hu"),
+    # cloud and sea-ice cover: ERA5 in "(0 - 1)", converted to the simulation's %
+    "clt": ("tcc", "clt"),
+    "siconc": ("siconc", "ci"),
+    # E-OBS qq (W m-2). Not ERA5's ssrd/strd: J m-2 accumulations, which the units path does
+    # not convert to W m-2 (only water amounts are de-accumulated to fluxes)
+    "rsds": ("rsds", "qq"),
     "ta": ("t", "ta"),
     "ua": ("u", "ua"),
     "va": ("v", "va"),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -254,6 +255,82 @@ def token_inputs(
          patches.reshape(n, -1).astype(np.float32)], axis=1)
 
 
+#: Fractions within this much of a bound (as a share of ``upper - lower``) are taken as at the
+#: bound by the logit transform: 1e-4 is ISIMIP3BASD's threshold for hurs (0.01 and 99.99 %),
+#: prsnratio and tasskew, far below the values' resolution (hurs is rarely stored finer than
+#: 0.01 %), and it keeps the logit of a value at the bound finite (+-9.2) and close enough to
+#: the rest of the distribution (99 %: 4.6) that an atom at the bound (saturated days) does
+#: not stretch the standardised space.
+LOGIT_EPS = 1e-4
+
+
+def logit_bounds(norm: Mapping[str, Any], var: str) -> tuple[float, float]:
+    """The ``lower`` and ``upper`` bounds a ``logit`` variable's normalisation must hold."""
+    lo, hi = norm.get("lower"), norm.get("upper")
+    if lo is None or hi is None or not float(lo) < float(hi):
+        raise CheckpointError(f"offline checkpoint: variable {var!r} has the logit transform "
+                              f"but no valid bounds (lower {lo!r}, upper {hi!r})")
+    return float(lo), float(hi)
+
+
+def logit_forward(x: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """``logit((x - lower) / (upper - lower))``, the fraction clipped to
+    ``[LOGIT_EPS, 1 - LOGIT_EPS]`` (values at or beyond a bound are finite); NaN stays NaN.
+
+    >>> logit_forward(np.array([0.0, 50.0, 100.0, 101.5, np.nan]), 0.0, 100.0).round(2).tolist()
+    [-9.21, 0.0, 9.21, 9.21, nan]
+    """
+    frac = (np.asarray(x, dtype=np.float64) - lower) / (upper - lower)
+    frac = np.clip(frac, LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return np.log(frac) - np.log1p(-frac)
+
+
+def logit_inverse(y: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """``lower + (upper - lower) expit(y)``: always within ``[lower, upper]``.
+
+    >>> logit_inverse(np.array([-800.0, 0.0, 9.21, 800.0]), 0.0, 100.0).round(3).tolist()
+    [0.0, 50.0, 99.99, 100.0]
+    """
+    from scipy.special import expit
+
+    return np.clip(lower + (upper - lower) * expit(y), lower, upper)
+
+
+def clip_to_bounds(x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
+    """``x`` clipped to whichever bounds are given (None: that side unbounded); NaN stays.
+
+    >>> clip_to_bounds(np.array([-3.0, 2.0, np.nan]), 0.0, None).tolist()
+    [0.0, 2.0, nan]
+    """
+    if lower is not None:
+        x = np.maximum(x, float(lower))
+    if upper is not None:
+        x = np.minimum(x, float(upper))
+    return x
+
+
+def count_outside(x: np.ndarray, lower: float | None, upper: float | None) -> int:
+    """How many finite values of ``x`` lie beyond the given bounds."""
+    x = np.asarray(x)
+    bad = np.zeros(x.shape, dtype=bool)
+    if lower is not None:
+        bad |= x < lower
+    if upper is not None:
+        bad |= x > upper
+    return int(bad.sum())
+
+
+def outside_message(x: np.ndarray, lower: float, upper: float, units: str | None) -> str:
+    """``"12 of 5000 value(s) lie outside the physical bounds [0, 100] % (min 3.1, max 101)"``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    span = f" (min {finite.min():.6g}, max {finite.max():.6g})" if finite.size else ""
+    u = f" {units}" if units not in (None, "", "1") else ""
+    return (f"{count_outside(x, lower, upper)} of {finite.size} value(s) lie outside the "
+            f"physical bounds [{lower:g}, {upper:g}]{u}{span}")
+
+
 class OfflineQuantileModel:
     """A loaded offline checkpoint: maps values to corrected values, variable by variable."""
 
@@ -329,16 +406,38 @@ class OfflineQuantileModel:
         return idx
 
     def forward_transform(self, var: str, x: np.ndarray) -> np.ndarray:
+        """Values in the space the correction is learned in (see :func:`logit_forward` for
+        ``logit``; input values beyond the bounds are clipped, with one warning per
+        variable)."""
         n = self.norm[var]
         if n["transform"] == "log":
             return np.log(np.maximum(x, 0.0) + n["offset"])
+        if n["transform"] == "logit":
+            lo, hi = logit_bounds(n, var)
+            outside = count_outside(x, lo, hi)
+            warned = self.__dict__.setdefault("_bounds_warned", set())
+            if outside and var not in warned:
+                warned.add(var)
+                warnings.warn(
+                    f"variable {var!r}: {outside_message(x, lo, hi, self.units.get(var))} "
+                    f"in a block of {x.shape[-1] if x.ndim > 1 else 1} point(s) of the input "
+                    "(later blocks are not reported); clipped to the bounds for the logit "
+                    "transform", stacklevel=2)
+            return logit_forward(x, lo, hi)
         return x
 
     def inverse_transform(self, var: str, y: np.ndarray) -> np.ndarray:
+        """Corrected values back in the variable's units, within its physical bounds when the
+        checkpoint records them (``lower``/``upper``; absent in checkpoints written before
+        bounds existed: not clipped, as then)."""
         n = self.norm[var]
         if n["transform"] == "log":
-            return np.maximum(np.exp(y) - n["offset"], 0.0)
-        return y
+            out = np.maximum(np.exp(y) - n["offset"], 0.0)
+        elif n["transform"] == "logit":
+            out = logit_inverse(y, *logit_bounds(n, var))
+        else:
+            out = y
+        return clip_to_bounds(out, n.get("lower"), n.get("upper"))
 
     def _forward(self, feats: np.ndarray, z: np.ndarray, what: str) -> np.ndarray:
         """Network output for rows of features at scores ``z`` (n, m): ``reference``,

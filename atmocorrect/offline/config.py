@@ -18,18 +18,74 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ..errors import UsageError
+from .. import units as U
+from ..errors import DataError, UsageError
 
 METHODS = ("ml", "linear-scaling", "quantile-mapping", "qdm")
 Method = Literal["ml", "linear-scaling", "quantile-mapping", "qdm"]
-Transform = Literal["identity", "log"]
+Transform = Literal["identity", "log", "logit"]
+TRANSFORMS = ("identity", "log", "logit")
 
-#: Variables corrected multiplicatively (in log space, changes preserved as ratios).
-RATIO_VARIABLES = {"pr", "prc", "prsn", "tp", "sfcWind", "si10", "evspsbl", "mrro", "rsds"}
+#: Variables corrected multiplicatively (in log space, changes preserved as ratios); the
+#: diurnal temperature range too, as ISIMIP3BASD does (lower bound 0, "mixed" changes).
+RATIO_VARIABLES = {"pr", "prc", "prsn", "tp", "sfcWind", "si10", "evspsbl", "mrro", "rsds",
+                   "tasrange"}
+
+#: Doubly bounded variables (CMIP names, then the ERA5/E-OBS names the readers map): between
+#: 0 and 100 in ``%``, 0 and 1 in ``1``; corrected in logit space (``logit`` transform).
+#: Relative humidity (hurs, ERA5 ``r2``/``2r``, E-OBS ``hu``), cloud cover (clt, ERA5
+#: ``tcc``), sea-ice and snow cover (siconc, ERA5 ``ci``, snc), ISIMIP3BASD's tasskew
+#: ((tas - tasmin) / tasrange) and prsnratio (prsn / pr). Not the relative humidity of
+#: pressure levels (hur, ERA5 ``r``): with respect to ice it exceeds 100 % aloft.
+FRACTION_VARIABLES = {"hurs", "hursmax", "hursmin", "r2", "2r", "hu", "clt", "tcc", "siconc",
+                      "ci", "snc", "tasskew", "prsnratio"}
+
+#: Variables that cannot be negative, whatever their units (fluxes, amounts, speeds,
+#: radiation, the diurnal range): their corrected values are kept >= 0.
+NON_NEGATIVE_VARIABLES = {
+    "pr", "prc", "prsn", "tp", "rr", "mtpr", "avg_tprate", "mrro",
+    "sfcWind", "sfcWindmax", "si10", "fg",
+    "rsds", "rlds", "rsus", "rlus", "rsdt", "ssrd", "strd", "qq",
+    "tasrange", "huss", "hus", "q", "prw", "clwvi", "snw", "snd",
+}
+
+
+def physical_bounds(variable: str, units: str | None) -> tuple[float | None, float | None]:
+    """``(lower, upper)`` physical bounds of ``variable`` in ``units`` (None: unbounded).
+
+    Temperature and pressure have none that matters; evaporation (``evspsbl``) can be
+    negative (dew). A doubly bounded variable must be in ``%`` or ``1``.
+
+    >>> physical_bounds("hurs", "%"), physical_bounds("hurs", "1"), physical_bounds("tasskew", "1")
+    ((0.0, 100.0), (0.0, 1.0), (0.0, 1.0))
+    >>> physical_bounds("rlds", "W m-2"), physical_bounds("tas", "K")
+    ((0.0, None), (None, None))
+    >>> physical_bounds("hurs", "K")
+    Traceback (most recent call last):
+    ...
+    atmocorrect.errors.DataError: variable 'hurs' is a fraction bounded by 0 and 100 % (or 0 and 1 in units '1'), but its units are 'K'
+    """
+    if variable in FRACTION_VARIABLES:
+        if U.same(units, "%"):
+            return 0.0, 100.0
+        if U.same(units, "1"):
+            return 0.0, 1.0
+        raise DataError(f"variable {variable!r} is a fraction bounded by 0 and 100 % (or 0 and "
+                        f"1 in units '1'), but its units are {units!r}")
+    if variable in NON_NEGATIVE_VARIABLES:
+        return 0.0, None
+    return None, None
 
 
 def default_transform(variable: str) -> Transform:
-    """``log`` for precipitation-like (positive, skewed) variables, else ``identity``."""
+    """``log`` for precipitation-like (positive, skewed) variables, ``logit`` for fractions
+    bounded on both sides (relative humidity, cloud cover), else ``identity``.
+
+    >>> default_transform("pr"), default_transform("hurs"), default_transform("rlds")
+    ('log', 'logit', 'identity')
+    """
+    if variable in FRACTION_VARIABLES:
+        return "logit"
     return "log" if variable in RATIO_VARIABLES else "identity"
 
 
@@ -163,8 +219,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise UsageError(f"learning rate must be positive, got {self.lr}")
         for v, t in self.transforms.items():
-            if t not in ("identity", "log"):
-                raise UsageError(f"transform for {v!r} must be identity or log, got {t!r}")
+            if t not in TRANSFORMS:
+                raise UsageError(f"transform for {v!r} must be one of {', '.join(TRANSFORMS)}, "
+                                 f"got {t!r}")
 
     def transform(self, variable: str) -> Transform:
         return self.transforms.get(variable, default_transform(variable))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from .config import (
     TrainConfig,
     add_pair_arguments,
     parse_mapping,
+    physical_bounds,
 )
 from .features import PATCH_MONTHS, climatology_patches, point_features
 from .wetdays import jitter_dry, wet_threshold
@@ -60,7 +62,8 @@ MOMENT_HARMONICS = 3
 
 @dataclasses.dataclass
 class VariableData:
-    """Calibration values of one variable, transformed (identity or log), not standardised."""
+    """Calibration values of one variable, transformed (identity, log or logit), not
+    standardised."""
 
     name: str
     units: str
@@ -76,6 +79,8 @@ class VariableData:
     moments: np.ndarray  # (points, 2, 2 * MOMENT_HARMONICS + 1), see offline.climatology
     wet_threshold: float = 0.0  # dry days below it are jittered (offline.wetdays), 0: none
     dry_fraction: float = 0.0  # share of calibration values below it (sim or ref, the larger)
+    lower: float | None = None  # physical bounds (config.physical_bounds), None: unbounded
+    upper: float | None = None
 
 
 @dataclasses.dataclass
@@ -144,8 +149,43 @@ def step_seconds(times: np.ndarray) -> float:
     return float(np.median(np.diff(whole_seconds(times))))
 
 
+def _files(pair: Pair, role: str, var: str) -> str:
+    """The files of ``role`` (simulation, reference) ``var`` was read from, for messages."""
+    return ", ".join(map(str, pair.sources.get(f"{role}:{var}", ()))) or role
+
+
+def _bounds(var: str, units: str, transform: str, where: str
+            ) -> tuple[float | None, float | None]:
+    """Physical bounds of ``var`` (:func:`~atmocorrect.offline.config.physical_bounds`);
+    a ``logit`` transform needs both."""
+    try:
+        lower, upper = physical_bounds(var, units)
+    except DataError as exc:
+        raise DataError(f"simulation {where}: {exc}") from None
+    if transform == "logit" and (lower is None or upper is None):
+        raise DataError(
+            f"simulation {where}: variable {var!r} has the logit transform but no known "
+            f"bounds on both sides (it has {lower}, {upper}); logit is for fractions such as "
+            "hurs, clt, siconc, tasskew, prsnratio")
+    return lower, upper
+
+
+def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: str, role: str,
+                  where: str) -> None:
+    """One warning when calibration values lie beyond the bounds (CMIP6 hurs above 100 %:
+    supersaturation): they are clipped for the transform, not refused."""
+    from ..models.offline_quantile import count_outside, outside_message
+
+    if count_outside(x, lower, upper):
+        warnings.warn(f"{role} {where}: variable {var!r}: "
+                      f"{outside_message(x, lower, upper, units)} in the calibration period; "
+                      "clipped to the bounds for the logit transform", stacklevel=3)
+
+
 def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     """Calibration arrays, transforms, normalisation and point features from a pair."""
+    from ..models.offline_quantile import logit_forward
+
     for role, ds in (("simulation", pair.sim), ("reference", pair.ref)):
         files = sorted({f for k, fs in pair.sources.items() if k.startswith(role) for f in fs})
         require_period(ds, cfg.calibration, f"the {role} {', '.join(files)}")
@@ -161,7 +201,14 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     for var in pair.variables:
         xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
         transform = cfg.transform(var)
+        units = str(sim[var].attrs.get("units", "1"))
+        lower, upper = _bounds(var, units, transform, _files(pair, "simulation", var))
         offset = dry = wet = dry_fraction = 0.0
+        if transform == "logit":
+            assert lower is not None and upper is not None
+            for role, x in (("simulation", xs), ("reference", xr_)):
+                _warn_outside(x, lower, upper, units, var, role, _files(pair, role, var))
+            xs, xr_ = logit_forward(xs, lower, upper), logit_forward(xr_, lower, upper)
         if transform == "log":
             if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
                 raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
@@ -192,9 +239,9 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
         if not np.isfinite(std) or std <= 0:
             raise DataError(f"variable {var!r} is constant over the calibration period")
         out.append(
-            VariableData(var, str(sim[var].attrs.get("units", "1")), transform, offset, dry,
-                         mean, std, xs, xr_, s_season, r_season,
-                         fit_moments(xs, s_season, MOMENT_HARMONICS), wet, dry_fraction)
+            VariableData(var, units, transform, offset, dry, mean, std, xs, xr_, s_season,
+                         r_season, fit_moments(xs, s_season, MOMENT_HARMONICS), wet,
+                         dry_fraction, lower, upper)
         )
     lat, lon, grid_shape = _grid_points(one_member[pair.variables[0]])
     clim = np.stack(
@@ -488,7 +535,8 @@ def train_offline(
         timestep_seconds=data.timestep_seconds,
         normalization={
             v.name: {"transform": v.transform, "offset": v.offset, "dry": v.dry,
-                     "wet_threshold": v.wet_threshold, "mean": v.mean, "std": v.std}
+                     "wet_threshold": v.wet_threshold, "mean": v.mean, "std": v.std,
+                     "lower": v.lower, "upper": v.upper}
             for v in data.variables
         },
         provenance={
