@@ -1,7 +1,8 @@
 """Ensemble members in one file (a ``member_id`` dim, as intake-esm/Pangeo stack them): the
 training pools the members (more samples of the model's climate), the learned correction
-corrects every member on its own with the one checkpoint, and the classical methods and the
-evaluation, which take one member at a time, say so.
+corrects every member on its own with the one checkpoint, the classical methods calibrate each
+member on the same member of the historical run (and say so when it has none), and the
+evaluation scores every member and reports their mean.
 
 Built in tmp_path from the shared real files (skipped, with the reason, when absent): the
 real IPSL-CM6A-LR run and a second "member" made of the same run shifted by a year plus 0.3 K
@@ -10,6 +11,7 @@ real IPSL-CM6A-LR run and a second "member" made of the same run shifted by a ye
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -94,3 +96,138 @@ def test_ml_corrects_each_member_as_its_own_file(ensemble, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "has dims member_id (2: 'r1i1p1f1', 'r2i1p1f1')" in err, err
     assert not (d / "qdm.nc").exists()
+
+
+# ------------------------------------------------------------ classical methods, evaluation
+def _load(path) -> xr.Dataset:
+    """The file's contents in memory, the file closed again (netCDF handles left open while
+    the same file is read and written elsewhere can crash HDF5)."""
+    with xr.open_dataset(path, decode_times=CODER) as ds:
+        return ds.load()
+
+
+def _qdm(ensemble, historical, inp, out, *extra: str) -> int:
+    return cli.main(["correct", "--method", "qdm", "--historical", str(historical),
+                     "--reference", str(ensemble["ref"]), "--calibration", "1979-1990",
+                     "--period", "1991-1994", "--input", str(inp), "--output", str(out),
+                     "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def classical(ensemble):
+    """qdm of the 2-member file (calibrated member by member on the 2-member historical run,
+    in chunks of 3 series, so that chunks cut across members) and of each member's file."""
+    d, files = ensemble["dir"], ensemble["files"]
+    outs = {key: d / f"qdm_{key}.nc" for key in ("both", "r1", "r2")}
+    assert _qdm(ensemble, files["both"], files["both"], outs["both"], "--chunk-points", "3") == 0
+    for key in ("r1", "r2"):
+        assert _qdm(ensemble, files[key], files[key], outs[key]) == 0
+    return outs
+
+
+def test_classical_corrects_each_member_as_its_own_file(ensemble, classical):
+    both = _load(classical["both"])["tas"]
+    assert both.dims == ("member_id", "time", "lat", "lon")  # the input's order kept
+    assert both["member_id"].values.tolist() == MEMBERS
+    assert both.sizes["time"] == 4 * 365 + 1  # 1991-1994
+    for k in (1, 2):
+        alone = _load(classical[f"r{k}"])["tas"]
+        np.testing.assert_array_equal(both.isel(member_id=k - 1).values, alone.values)
+    # each member calibrated on its own historical series: r2 is r1 a year later plus 0.3 K,
+    # so its correction differs from r1's
+    raw = _load(ensemble["files"]["both"])["tas"].sel(
+        time=slice("1991", "1994"))
+    change = (both - raw).mean(["time", "lat", "lon"]).values
+    assert abs(change[0] - change[1]) > 0.05, change
+    # the historical run holds more members than the input: matched by label
+    d = ensemble["dir"]
+    _load(ensemble["files"]["both"]).isel(member_id=[1]).to_netcdf(d / "tas_only_r2.nc")
+    assert _qdm(ensemble, ensemble["files"]["both"], d / "tas_only_r2.nc", d / "qdm_sub.nc") == 0
+    sub = _load(d / "qdm_sub.nc")["tas"]
+    assert sub["member_id"].values.tolist() == MEMBERS[1:]
+    np.testing.assert_array_equal(sub.values[0], both.values[1])
+
+
+def test_classical_member_mismatch_names_files_and_dim(ensemble, capsys):
+    d, files = ensemble["dir"], ensemble["files"]
+    relabelled = d / "tas_r3_r2.nc"
+    _load(files["both"]).assign_coords(
+        member_id=["r3i1p1f1", "r2i1p1f1"]).to_netcdf(relabelled)
+    cases = [
+        (files["both"], relabelled, ["tas_r3_r2.nc", "tas_members.nc", "'member_id'",
+                                     "'r3i1p1f1'"]),
+        (files["both"], files["r1"], ["tas_members.nc", "tas_r1.nc", "member_id"]),
+    ]
+    for historical, inp, words in cases:
+        out = d / "qdm_mismatch.nc"
+        assert _qdm(ensemble, historical, inp, out) == 1
+        err = capsys.readouterr().err
+        assert all(w in err for w in words), err
+        assert "calibrates each ensemble member on the same member" in err, err
+        assert not out.exists()
+
+
+def test_evaluation_scores_each_member(ensemble, classical, capsys):
+    d, files = ensemble["dir"], ensemble["files"]
+    ds = _load(files["both"])
+    late = {"both": d / "tas_members_late.nc"}
+    ds.sel(time=slice("1987", "1994")).to_netcdf(late["both"])
+    for k in (1, 2):
+        late[f"r{k}"] = d / f"tas_r{k}_late.nc"
+        ds.isel(member_id=k - 1, drop=True).sel(time=slice("1987", "1994")).to_netcdf(
+            late[f"r{k}"])
+
+    def evaluate(key: str) -> dict:
+        out = d / f"report_{key}.json"
+        assert cli.main(["evaluate", "offline", "--reference", str(ensemble["ref"]),
+                         "--period", "1991-1994", "--baseline-period", "1979-1984",
+                         "--method", f"raw={files[key]}", "--method", f"qdm={classical[key]}",
+                         "--signal", f"raw={files[key]}:{late[key]}",
+                         "--signal", f"qdm={files[key]}:{classical[key]}",
+                         "--json", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    both, singles = evaluate("both"), [evaluate("r1"), evaluate("r2")]
+    out = capsys.readouterr().out
+    assert "raw, qdm: means over 2 ensemble members (member_id)" in out, out
+    assert "members" not in singles[0] and "members" not in singles[0]["meta"]
+    assert both["meta"]["members"]["qdm"] == {"dims": ["member_id"], "count": 2,
+                                              "labels": MEMBERS}
+    for method in ("raw", "qdm"):
+        row = both["methods"][method]
+        assert set(row) == set(singles[0]["methods"][method])
+        assert "climate_change_signal_change" in row and "frost_days_bias_per_year" in row
+        for key, value in row.items():
+            per = [both["members"][method][m][key] for m in MEMBERS]
+            assert per == [s["methods"][method][key] for s in singles], (method, key)
+            assert value == pytest.approx(np.mean(per), abs=1e-12), (method, key)
+    # the members differ (r2 is r1 a year later plus 0.3 K), so the mean is not either one
+    raw_bias = [both["members"]["raw"][m]["mean_bias"] for m in MEMBERS]
+    assert abs(raw_bias[0] - raw_bias[1]) > 0.01, raw_bias
+    # a signal future whose members the baseline lacks: an error naming both files and the dim
+    rc = cli.main(["evaluate", "offline", "--reference", str(ensemble["ref"]), "--period",
+                   "1991-1994", "--baseline-period", "1979-1984", "--method",
+                   f"raw={files['both']}", "--signal", f"raw={files['r1']}:{late['both']}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "tas_r1.nc" in err and "tas_members_late.nc" in err, err
+    assert "member_id" in err, err
+
+
+def test_bootstrap_draws_the_same_years_for_every_member(ensemble):
+    """``--bootstrap`` with members: each resample draws years once for all members, and a
+    method's metric is the mean over its members, so two identical members give exactly the
+    single member's result, and a member file's comparison is between member means."""
+    from atmocorrect.offline.metrics import bootstrap_comparison
+
+    ds = _load(ensemble["files"]["both"]).sel(time=slice("1991", "1994"))
+    ref = load_pair([ensemble["files"]["r1"]], [ensemble["ref"]], PairConfig(("tas",))).ref
+    r = ref["tas"].sel(time=slice("1991", "1994")).values.reshape(-1, 4)
+    t = ds["time"].values
+    a = ds["tas"].isel(member_id=0).values.reshape(-1, 4).astype(float)
+    b = a - 0.4
+    single = bootstrap_comparison(a, b, r, t, ref["time"].sel(time=slice("1991", "1994")).values,
+                                  n=4, frost_threshold=273.15)
+    twice = bootstrap_comparison(np.stack([a, a], 1), np.stack([b, b], 1), r, t,
+                                 ref["time"].sel(time=slice("1991", "1994")).values, n=4,
+                                 frost_threshold=273.15)
+    assert twice == single

@@ -226,11 +226,42 @@ def member_dims(da: xr.DataArray) -> tuple[str, ...]:
     return tuple(str(d) for d in da.dims if is_member(str(d)))
 
 
+def member_labels(da: xr.DataArray, dims: tuple[str, ...]) -> list[tuple]:
+    """The label of every member of ``da`` along ``dims`` (their coordinate values, else
+    positions), in the order of ``da.transpose(*dims, ...)``.
+
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("member_id", "time"),
+    ...                   coords={"member_id": ["r1i1p1f1", "r2i1p1f1"]})
+    >>> member_labels(da, ("member_id",))
+    [('r1i1p1f1',), ('r2i1p1f1',)]
+    """
+    import itertools
+
+    axes = [[v.item() if hasattr(v, "item") else v for v in da[d].values] if d in da.coords
+            else list(range(da.sizes[d])) for d in dims]
+    return list(itertools.product(*axes))
+
+
+def describe_dim(da: xr.DataArray, dim: str) -> str:
+    """``dim (size: first labels, ...)`` for messages.
+
+    >>> describe_dim(xr.DataArray(np.zeros(2), dims="plev", coords={"plev": [850, 500]}), "plev")
+    'plev (2: 850, 500)'
+    """
+    size = da.sizes[dim]
+    if dim not in da.coords:
+        return f"{dim} ({size})"
+    labels = ", ".join(repr(v.item()) if hasattr(v, "item") else repr(v)
+                       for v in da[dim].values[:3])
+    return f"{dim} ({size}: {labels}{', ...' if size > 3 else ''})"
+
+
 def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulation",
                              allow_members: bool = False) -> None:
     """Raise a :class:`DataError` when ``da`` has dims besides ``time``, its horizontal grid
-    and, with ``allow_members``, ensemble members (pooled by the training, corrected member by
-    member by the learned correction): the corrections are per grid cell of one field.
+    and, with ``allow_members``, ensemble members (pooled by the training, corrected and
+    scored member by member; never in a reference): the corrections are per grid cell of one
+    field.
 
     >>> da = xr.DataArray(np.zeros((2, 3, 1)), dims=("plev", "time", "lat"),
     ...                   coords={"plev": [85000.0, 50000.0], "lat": [50.0], "lon": 10.0},
@@ -248,22 +279,14 @@ def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulat
              and not (allow_members and d in members)]
     if not extra:
         return
-
-    def describe(dim: str) -> str:
-        size = da.sizes[dim]
-        if dim not in da.coords:
-            return f"{dim} ({size})"
-        labels = ", ".join(repr(v.item()) if hasattr(v, "item") else repr(v)
-                           for v in da[dim].values[:3])
-        return f"{dim} ({size}: {labels}{', ...' if size > 3 else ''})"
-
-    what = (f"{role} {source}: variable {da.name!r} has dims {', '.join(map(describe, extra))} "
+    what = (f"{role} {source}: variable {da.name!r} has dims "
+            f"{', '.join(describe_dim(da, d) for d in extra)} "
             f"besides time and its horizontal grid ({', '.join(grid)})")
     if all(d in members for d in extra):
         raise DataError(
-            f"{what}: ensemble members are pooled by `atmocorrect train offline` and corrected "
-            "member by member by `atmocorrect correct --method ml`; the classical methods, "
-            f"`evaluate offline` and the reference take one member at a time: select one "
+            f"{what}: ensemble members are pooled by `atmocorrect train offline`, and corrected "
+            "and scored member by member by `atmocorrect correct` and `evaluate offline`, but "
+            f"the {role} takes one member at a time: select one "
             f"(xarray .isel({extra[0]}=0), cdo/ncks) or give one file per member")
     raise DataError(
         f"{what}; atmocorrect corrects one field at a time: select one level "

@@ -35,8 +35,10 @@ from ..checkpoint import Manifest, read_manifest, read_weights
 from ..data.coords import (
     cell_latlon,
     check_time_and_grid_only,
+    describe_dim,
     horizontal_dims,
     is_regular_grid,
+    member_dims,
     restore_layout,
 )
 from ..data.pairs import PairConfig, load_pair
@@ -377,14 +379,68 @@ def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency):
 
 # ------------------------------------------------------------------------------ classical
 def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t_fut):
+    """One dask block: every series of ``fut`` (..., time) is adjusted on its own, against the
+    series of ``obs``/``hist`` at the same cell and member; ``obs`` (the reference) has size-1
+    axes for the member dims (xarray's broadcasting) and serves every member of its cell."""
     from .classical import correct_block
 
     shape = fut.shape
     f = np.asarray(fut, dtype=np.float64).reshape(-1, shape[-1]).T
-    o = np.asarray(obs, dtype=np.float64).reshape(-1, obs.shape[-1]).T
-    h = np.asarray(hist, dtype=np.float64).reshape(-1, hist.shape[-1]).T
+    o, h = (np.broadcast_to(np.asarray(a, dtype=np.float64), (*shape[:-1], a.shape[-1]))
+            .reshape(-1, a.shape[-1]).T for a in (obs, hist))
     out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut)
     return out.T.reshape(shape).astype(fut.dtype)
+
+
+def _calibration_members(x: xr.DataArray, hist: xr.DataArray, source: str, hist_files: str,
+                         method: str) -> xr.DataArray:
+    """The historical simulation ``hist`` of the calibration, member by member as the input
+    ``x``: each input member is calibrated on the member of the same label (the scenario run
+    continues its own historical run), so ``hist`` must have the input's member dims and
+    every input member (more members are fine: CMIP6 extends only some historical members
+    into each scenario); they are taken in the input's order. Without members on either side,
+    ``hist`` as it is; members on one side only are an error naming both files."""
+    mx, mh = member_dims(x), member_dims(hist)
+    if not mx and not mh:
+        return hist
+    what_x = f"the input {source} ({x.name!r}: {', '.join(describe_dim(x, d) for d in mx)})"
+    what_h = (f"the historical simulation {hist_files} "
+              f"({', '.join(describe_dim(hist, d) for d in mh)})")
+    how = (f"--method {method} calibrates each ensemble member on the same member of the "
+           "historical simulation (a scenario run continues its own historical run)")
+    if not mh:
+        raise DataError(
+            f"input {source}: variable {x.name!r} has dims "
+            f"{', '.join(describe_dim(x, d) for d in mx)} (ensemble members) but the "
+            f"historical simulation {hist_files} has no member dim: {how}; give --historical "
+            f"with the same members along {mx[0]!r}, or correct one member at a time (xarray "
+            f".isel({mx[0]}=0), cdo/ncks)")
+    if not mx:
+        raise DataError(
+            f"the historical simulation {hist_files}: variable {hist.name!r} has dims "
+            f"{', '.join(describe_dim(hist, d) for d in mh)} (ensemble members) but the input "
+            f"{source} has no member dim: {how}; select in the historical simulation the "
+            f"member that the input continues (xarray .isel({mh[0]}=...), cdo/ncks), or give "
+            "the input with the same members")
+    if set(mx) != set(mh):
+        raise DataError(f"{what_x} and {what_h} index their ensemble members along different "
+                        f"dims ({', '.join(mx)} vs {', '.join(mh)}); {how}: rename one")
+    pick = {}
+    for d in mx:
+        if d in x.coords and d in hist.coords:
+            want, have = x[d].values.tolist(), hist[d].values.tolist()
+            missing = [w for w in want if w not in have]
+            if missing:
+                raise DataError(
+                    f"{what_x} has members {', '.join(map(repr, missing[:5]))} along {d!r} that "
+                    f"{what_h} lacks; {how}: give a historical simulation with every member "
+                    "of the input")
+            pick[d] = [have.index(w) for w in want]
+        elif x.sizes[d] != hist.sizes[d]:
+            raise DataError(f"{what_x} and {what_h} have {x.sizes[d]} and {hist.sizes[d]} "
+                            f"members along {d!r}, without labels to match them; {how}")
+    out = hist.isel(pick) if pick else hist
+    return out.drop_vars([d for d in mx if d in out.coords and d not in x.coords])
 
 
 def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
@@ -621,7 +677,9 @@ def correct_file(req: CorrectionRequest) -> Path:
             raise DataError(f"{source}: no variable {v!r} (the file holds "
                             f"{', '.join(map(str, ds.data_vars))})")
     for v in variables:
-        check_time_and_grid_only(ds[v], source, "input", allow_members=req.method == "ml")
+        # ensemble members: every member is corrected on its own series (ml: with the one
+        # checkpoint; classical: calibrated on the same member of the historical simulation)
+        check_time_and_grid_only(ds[v], source, "input", allow_members=True)
     if req.period is not None:
         ds = select_years(ds, req.period, f"input {source}")
     pair_cfg = _pair_config_from(manifest, variables or ("tas",), req.pair, req.pair_overrides)
@@ -679,8 +737,9 @@ def correct_file(req: CorrectionRequest) -> Path:
         calibration = req.calibration or (
             parse_period(manifest.provenance["calibration"]) if manifest and
             manifest.provenance.get("calibration") else (1979, 2004))
-        pair = load_pair(historical, reference,
-                         _pair_config_from(manifest, variables, req.pair, req.pair_overrides))
+        pair = load_pair(historical, reference, dataclasses.replace(
+            _pair_config_from(manifest, variables, req.pair, req.pair_overrides),
+            pool_members=True))
         dims = horizontal_dims(pair.sim)
         if any(pair.sim.sizes[d] != ds.sizes.get(d) for d in dims) and \
                 pair_cfg.outside == "drop":
@@ -703,11 +762,15 @@ def correct_file(req: CorrectionRequest) -> Path:
             # realization, which would end up in the output)
             obs = obs_all[v].reset_coords(drop=True).assign_coords(
                 lat=x["lat"], lon=x["lon"]).rename(time="time_obs")
-            hist = hist_all[v].reset_coords(drop=True).assign_coords(
-                lat=x["lat"], lon=x["lon"]).rename(time="time_hist")
+            hist = _calibration_members(
+                x, hist_all[v].reset_coords(drop=True), source, ", ".join(map(str, historical)),
+                req.method).assign_coords(lat=x["lat"], lon=x["lon"]).rename(time="time_hist")
+            # member dims chunked like the input's; the reference has none (broadcast per block)
             spatial = {d: c for d, c in chunks.items() if d != "time"}
             out = xr.apply_ufunc(
-                _classical_block, x, obs.chunk({**spatial, "time_obs": -1}),
+                _classical_block, x,
+                obs.chunk({**{d: c for d, c in spatial.items() if d in obs.dims},
+                           "time_obs": -1}),
                 hist.chunk({**spatial, "time_hist": -1}),
                 input_core_dims=[["time"], ["time_obs"], ["time_hist"]],
                 output_core_dims=[["time"]], dask="parallelized", output_dtypes=[x.dtype],

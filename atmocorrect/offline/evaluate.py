@@ -9,6 +9,12 @@ and a corrected future are given, the climate-change signal and how much the cor
 changed it relative to ``raw``. Output: a Markdown table, a JSON report
 ``{"methods": {name: {metric: value}}, "meta": {...}}`` and plots.
 
+Files with ensemble members (a ``member_id``/``realization`` dim; never the reference) are
+scored member by member, each member against the one reference; the table and ``methods``
+hold the mean over members (as every metric is a mean over points), and the report gains
+``"members": {name: {member: {metric: value}}}``. The climate-change signal likewise: per
+member (the baseline's member of the same label), then averaged.
+
 Example
 -------
 ::
@@ -38,7 +44,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
-from ..data.coords import cell_latlon
+from ..data.coords import cell_latlon, check_time_and_grid_only, member_dims, member_labels
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
@@ -47,9 +53,11 @@ from .config import add_pair_arguments, parse_mapping
 from .metrics import (
     METRICS,
     SIGNAL_METRICS,
+    TimeInfo,
     at_least_as_good,
     bootstrap_comparison,
-    marginal_metrics,
+    mean_over_members,
+    member_metrics,
 )
 from .wetdays import PRECIPITATION_VARIABLES
 
@@ -127,6 +135,64 @@ def _flat(da) -> np.ndarray:
     return np.asarray(da.values, dtype=np.float64).reshape(da.shape[0], -1)
 
 
+def _by_member(da: xr.DataArray) -> tuple[list[str], np.ndarray]:
+    """The labels of ``da``'s ensemble members (``[]`` for a single run; several member dims:
+    ``"r1i1p1f1/0"``) and its values as (time, members, points), the points in the order of
+    ``da``'s other dims (a single run: one member)."""
+    dims = member_dims(da)
+    rest = [d for d in da.dims if d != "time" and d not in dims]
+    values = np.asarray(da.transpose("time", *dims, *rest).values, dtype=np.float64)
+    n = int(np.prod([da.sizes[d] for d in dims], dtype=np.int64))
+    labels = ["/".join(map(str, lab)) for lab in member_labels(da, dims)] if dims else []
+    return labels, values.reshape(values.shape[0], n, -1)
+
+
+def _grid_like(ref: xr.DataArray, sim: xr.DataArray) -> xr.DataArray:
+    """``ref`` (time and the grid) with its dims in the order of ``sim``'s grid dims."""
+    rest = [d for d in sim.dims if d != "time" and d not in member_dims(sim)]
+    return ref.transpose("time", *rest) if set(ref.dims) == {"time", *rest} else ref
+
+
+def _matching_members(base: xr.DataArray, fut: xr.DataArray, what_base: str,
+                      what_fut: str) -> list[int]:
+    """Per member of the future ``fut``, the index of the baseline member of the same label
+    (the scenario run continues its own historical run); an error naming both files and the
+    dim when the future has members the baseline lacks, or members on one side only."""
+    mb, mf = member_dims(base), member_dims(fut)
+    if not mb and not mf:
+        return [0]
+    if set(mb) != set(mf):
+        raise DataError(
+            f"{what_fut} and {what_base} differ in ensemble members ({_var_dims(fut, mf)} vs "
+            f"{_var_dims(base, mb)}): the climate-change signal is taken member by member; "
+            "give both with the same member dim")
+    lb, lf = member_labels(base, mf), member_labels(fut, mf)
+    missing = [lab for lab in lf if lab not in lb]
+    if missing:
+        shown = ", ".join("/".join(map(str, m)) for m in missing[:5])
+        raise DataError(f"{what_fut} has members {shown} along {'/'.join(mf)} that "
+                        f"{what_base} lacks: the climate-change signal is taken member by "
+                        "member")
+    return [lb.index(lab) for lab in lf]
+
+
+def _var_dims(da: xr.DataArray, dims: Sequence[str]) -> str:
+    return ", ".join(f"{d} ({da.sizes[d]})" for d in dims) if dims else "none"
+
+
+def _members_entry(da: xr.DataArray, labels: Sequence[str]) -> dict[str, Any]:
+    """What ``meta.members`` says of a method's file: its member dims and members."""
+    return {"dims": list(member_dims(da)), "count": len(labels), "labels": list(labels)}
+
+
+def _record_members(report: dict[str, Any], name: str, labels: Sequence[str],
+                    values: Sequence[Mapping[str, float]], prefix: str = "") -> None:
+    """Per-member values of method ``name`` under ``report["members"][name][member]``."""
+    per = report.setdefault("members", {}).setdefault(name, {})
+    for label, vals in zip(labels, values, strict=True):
+        per.setdefault(label, {}).update({f"{prefix}{k}": v for k, v in vals.items()})
+
+
 def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     """Compute the report; writes plots when ``spec.plots`` is a directory."""
     if not spec.methods:
@@ -140,10 +206,13 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     levels = np.arange(1, 100)
     kept: dict[str, dict[str, Any]] = {}
     maps: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    members_of: dict[str, dict[str, Any]] = {}
     for name, files in spec.methods.items():
         cfg = dataclasses.replace(spec.pair, variables=spec.variables) if spec.pair else \
             PairConfig(variables=spec.variables)
-        pair = load_pair(list(files), list(spec.reference), cfg)
+        # ensemble members are scored one by one against the reference (which has none)
+        pair = load_pair(list(files), list(spec.reference),
+                         dataclasses.replace(cfg, pool_members=True))
         require_period(pair.sim, spec.period, f"{name} ({', '.join(files)})", "--period")
         require_period(pair.ref, spec.period, f"the reference {', '.join(spec.reference)}",
                        "--period")
@@ -151,30 +220,39 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         ref = select_years(pair.ref, spec.period, "the reference")
         row: dict[str, float] = {}
         cells = xr.Dataset(coords={"lat": sim["lat"], "lon": sim["lon"]})
+        times_s = TimeInfo.of(sim["time"].values, pair.frequency)
+        times_r = TimeInfo.of(ref["time"].values, pair.frequency)
         for var in spec.variables:
             scale, u = display_units(str(sim[var].attrs.get("units", "")))
-            s, r = _flat(sim[var]) * scale, _flat(ref[var]) * scale
+            labels, s3 = _by_member(sim[var])
+            s3, r = s3 * scale, _flat(_grid_like(ref[var], sim[var])) * scale
             units[var] = u
             thr = _frost_threshold(var, u, sim[var].attrs)
             wet = _wet_day_threshold(var, u)
-            m = marginal_metrics(s, r, sim["time"].values, ref["time"].values, pair.frequency, thr,
-                                 wet)
+            per_member = member_metrics(s3, r, times_s, times_r, pair.frequency, thr, wet)
+            m = mean_over_members(per_member)
+            if labels:
+                _record_members(report, name, labels, per_member, f"{var}:" if multi else "")
+                members_of[name] = _members_entry(sim[var], labels)
             if spec.bootstrap and name in ("ml", "qdm"):
-                kept.setdefault(var, {})[name] = s
+                kept.setdefault(var, {})[name] = s3 if labels else s3[:, 0]
                 kept[var]["_ref"] = (r, sim["time"].values, ref["time"].values, pair.frequency, thr,
                                      wet)
             for k, v in m.items():
                 row[f"{var}:{k}" if multi else k] = v
-            maps.setdefault(var, {})[name] = _bias_field(sim[var], s, r)
-            scored = np.isfinite(s).any(0) & np.isfinite(r).any(0)  # as marginal_metrics
-            s, r = s[:, scored], r[:, scored]
+            maps.setdefault(var, {})[name] = _bias_field(sim[var], s3, r)
+            # for the plots: every member's series at the scored points, as marginal_metrics
+            scored = np.isfinite(s3).any(0) & np.isfinite(r).any(0)
+            s = s3[:, scored]
+            r = r[:, scored.any(0)]
             ms, mr = months(sim["time"].values), months(ref["time"].values)
             cycles[var][name] = np.array([np.nanmean(s[ms == k]) for k in range(1, 13)])
             cycles[var].setdefault("reference", np.array([np.nanmean(r[mr == k]) for k in range(1, 13)]))
             quants[var][name] = np.nanmean(np.nanpercentile(s, levels, axis=0), axis=1)
             ref_q.setdefault(var, np.nanmean(np.nanpercentile(r, levels, axis=0), axis=1))
         report["methods"][name] = row
-    signals = {}
+    signals: dict[str, dict[str, np.ndarray]] = {}
+    signal_members: dict[str, list[str]] = {}
     for name, (base_paths, fut_paths) in spec.signals.items():
         base_file, fut_file = (f if isinstance(f, str) else ", ".join(map(str, f))
                                for f in (base_paths, fut_paths))
@@ -187,27 +265,24 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         for var in spec.variables:
             if var not in base or var not in fut:
                 raise DataError(f"signal files for {name!r} lack {var!r} ({base_file}, {fut_file})")
+            what_b, what_f = f"{name} baseline {base_file}", f"{name} future {fut_file}"
+            for da, what in ((base[var], what_b), (fut[var], what_f)):
+                check_time_and_grid_only(da, what, "signal file", allow_members=True)
             key = f"{var}:climate_change_signal" if multi else "climate_change_signal"
             scale, _ = display_units(str(base[var].attrs.get("units", "")))
+            pick = _matching_members(base[var], fut[var], what_b, what_f)
+            labels, f3 = _by_member(fut[var])
+            in_order = base[var].transpose("time", *member_dims(fut[var]), ...)
+            b3 = _by_member(in_order)[1][:, pick]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (masked) points
-                signals.setdefault(name, {})[key] = (np.nanmean(_flat(fut[var]) * scale, 0)
-                                                     - np.nanmean(_flat(base[var]) * scale, 0))
-    for key in {k for vals in signals.values() for k in vals}:
-        # the same points for every method: those masked in the reference are missing in the
-        # corrected files but present in the raw one
-        per_point = [vals[key] for vals in signals.values() if key in vals]
-        common = np.logical_and.reduce([np.isfinite(p) for p in per_point])
-        for vals in signals.values():
-            if key in vals:
-                vals[key] = float(np.mean(vals[key][common])) if common.any() else float("nan")
-    for name, vals in signals.items():
-        row = report["methods"].setdefault(name, {})
-        row.update(vals)
-        if "raw" in signals:
-            for key, v in vals.items():
-                row[key.replace("climate_change_signal", "climate_change_signal_change")] = (
-                    v - signals["raw"][key])
+                # (members, points): each member's future minus its own baseline
+                signals.setdefault(name, {})[key] = (np.nanmean(f3 * scale, 0)
+                                                     - np.nanmean(b3 * scale, 0))
+            signal_members[name] = labels
+            if labels:
+                members_of.setdefault(name, _members_entry(fut[var], labels))
+    _add_signals(report, signals, signal_members)
     report["meta"] = {
         "variables": list(spec.variables),
         "units": units,
@@ -219,6 +294,11 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         "note": "biases are simulation minus reference, averaged over points; "
                 "std_ratio is simulation/reference",
     }
+    if members_of:
+        report["meta"]["members"] = members_of
+        report["meta"]["note"] += (
+            "; files with ensemble members: metrics and signal per member (under 'members'), "
+            "the method's value the mean over its members")
     if "ml" in report["methods"] and "qdm" in report["methods"]:
         report["meta"]["ml_vs_qdm"] = compare(report, "ml", "qdm")
     boot = {}
@@ -232,7 +312,9 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
         report["meta"]["ml_vs_qdm_bootstrap"] = {
             "resamples": spec.bootstrap,
             "method": "held-out years resampled with replacement (simulation and reference "
-                      "independently); share of resamples where ml is at least as good as qdm",
+                      "independently; the same years for every ensemble member, a method's "
+                      "metric the mean over its members); share of resamples where ml is at "
+                      "least as good as qdm",
             "metrics": boot,
         }
     if spec.plots:
@@ -260,15 +342,55 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
     return report
 
 
+def _add_signals(report: dict[str, Any], signals: Mapping[str, dict[str, np.ndarray]],
+                 labels: Mapping[str, Sequence[str]]) -> None:
+    """Put the climate-change signals (per method and key: an array members x points) into
+    the report: per member the mean over the points that every method has (those masked in
+    the reference are missing in the corrected files but present in the raw one), per method
+    the mean over its members; with ``raw`` among them, the change relative to raw (per
+    member where raw has that member)."""
+    means: dict[str, dict[str, np.ndarray]] = {name: {} for name in signals}
+    for key in {k for vals in signals.values() for k in vals}:
+        per_point = [vals[key] for vals in signals.values() if key in vals]
+        common = np.logical_and.reduce([np.isfinite(p).all(0) for p in per_point])
+        for name, vals in signals.items():
+            if key in vals:
+                means[name][key] = (np.mean(vals[key][:, common], axis=1) if common.any()
+                                    else np.full(vals[key].shape[0], np.nan))
+    raw = means.get("raw")
+    for name, vals in means.items():
+        row = report["methods"].setdefault(name, {})
+        row.update({key: float(np.mean(v)) for key, v in vals.items()})
+        per_member: list[dict[str, float]] = [{} for _ in labels[name]]
+        for key, v in vals.items():
+            change = key.replace("climate_change_signal", "climate_change_signal_change")
+            for k, one in enumerate(per_member):
+                one[key] = float(v[k])
+            if raw is None or key not in raw:
+                continue
+            row[change] = row[key] - float(np.mean(raw[key]))
+            raw_of = dict(zip(labels["raw"], raw[key], strict=False))  # single run: none
+            for label, one in zip(labels[name], per_member, strict=True):
+                if label in raw_of:
+                    one[change] = one[key] - float(raw_of[label])
+        if labels[name]:
+            _record_members(report, name, labels[name], per_member)
+
+
 def _bias_field(da: xr.DataArray, sim: np.ndarray, ref: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time-mean bias per cell (``sim``/``ref`` flat, time x points, in display units) in the
+    """Time-mean bias per cell (``sim`` time x points, or time x members x points: the mean
+    over members of each member's; ``ref`` time x points; in display units) in the
     shape of the grid (a regular grid as (lat, lon), a curvilinear one along its dims, points
     as a row), with the latitude and longitude of every cell."""
+    members = member_dims(da)
+    if members:
+        da = da.isel({d: 0 for d in members}, drop=True)
     la, lo = (c.values.astype(float) for c in cell_latlon(da))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cells without values: NaN
         bias = np.nanmean(sim, 0) - np.nanmean(ref, 0)
+        bias = bias if bias.ndim == 1 else np.mean(bias, axis=0)
     shape = la.shape if la.size == bias.size else (bias.size,)
     return bias.reshape(shape), la.reshape(shape), lo.reshape(shape)
 
@@ -333,6 +455,26 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def members_note(report: Mapping[str, Any], json_path: str | None = None) -> str | None:
+    """A line under the table naming the methods whose values are means over ensemble
+    members (None when there are none).
+
+    >>> print(members_note({"meta": {"members": {"raw": {"dims": ["member_id"], "count": 2}}}},
+    ...                    "report.json"))
+    raw: means over 2 ensemble members (member_id); per-member values under 'members' in report.json
+    """
+    entries = report.get("meta", {}).get("members") or {}
+    if not entries:
+        return None
+    groups: dict[tuple[int, str], list[str]] = {}
+    for name, entry in entries.items():
+        groups.setdefault((entry["count"], ", ".join(entry["dims"])), []).append(name)
+    what = "; ".join(f"{', '.join(names)}: means over {n} ensemble members ({dims})"
+                     for (n, dims), names in groups.items())
+    where = f"under 'members' in {json_path}" if json_path else ": pass --json FILE"
+    return f"{what}; per-member values{' ' if json_path else ''}{where}"
+
+
 # ------------------------------------------------------------------------- command line
 DESCRIPTION = "Score offline corrections against a reference on a held-out period."
 EPILOG = """\
@@ -389,6 +531,9 @@ def run(args: argparse.Namespace) -> int:
     )
     report = evaluate(spec)
     print(markdown_table(report))
+    note = members_note(report, args.json)
+    if note:
+        print(f"\n{note}")
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

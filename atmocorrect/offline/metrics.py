@@ -19,6 +19,8 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -144,6 +146,39 @@ def marginal_metrics(
     return out
 
 
+def mean_over_members(per_member: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Metrics of several ensemble members averaged, metric by metric (as the metrics of one
+    member average over points; NaN where no member has a value).
+
+    >>> mean_over_members([{"mean_bias": 0.5}, {"mean_bias": 1.0}])
+    {'mean_bias': 0.75}
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric NaN for every member
+        return {k: float(np.nanmean([m.get(k, np.nan) for m in per_member]))
+                for k in per_member[0]}
+
+
+def member_metrics(
+    sim: np.ndarray,
+    ref: np.ndarray,
+    sim_times: np.ndarray | TimeInfo,
+    ref_times: np.ndarray | TimeInfo,
+    frequency: str = "day",
+    frost_threshold: float | None = None,
+    wet_threshold: float | None = None,
+) -> list[dict[str, float]]:
+    """:func:`marginal_metrics` of every ensemble member of ``sim`` (time, members, points)
+    against the one ``ref`` (time, points); a 2-D ``sim`` is one member."""
+    sim = np.asarray(sim, dtype=np.float64)
+    if sim.ndim == 2:
+        sim = sim[:, None, :]
+    si = sim_times if isinstance(sim_times, TimeInfo) else TimeInfo.of(sim_times, frequency)
+    ri = ref_times if isinstance(ref_times, TimeInfo) else TimeInfo.of(ref_times, frequency)
+    return [marginal_metrics(np.ascontiguousarray(sim[:, k]), ref, si, ri, frequency,
+                             frost_threshold, wet_threshold) for k in range(sim.shape[1])]
+
+
 def climate_signal(baseline: np.ndarray, future: np.ndarray) -> float:
     """Mean over points of (future mean - baseline mean)."""
     b = np.asarray(baseline, dtype=np.float64).reshape(baseline.shape[0], -1)
@@ -166,6 +201,15 @@ def at_least_as_good(a: float | None, b: float | None, how: str, tol: float = 0.
     return bool(sa <= sb + tol)
 
 
+def _metrics_of(x: np.ndarray, ref: np.ndarray, ts: TimeInfo, tr: TimeInfo, frequency: str,
+                frost_threshold: float | None, wet_threshold: float | None) -> dict[str, float]:
+    """The metrics of ``x``: of its one series, or (3-D) the mean over its members."""
+    if np.ndim(x) == 2:
+        return marginal_metrics(x, ref, ts, tr, frequency, frost_threshold, wet_threshold)
+    return mean_over_members(member_metrics(x, ref, ts, tr, frequency, frost_threshold,
+                                            wet_threshold))
+
+
 def bootstrap_comparison(
     a: np.ndarray,
     b: np.ndarray,
@@ -185,6 +229,10 @@ def bootstrap_comparison(
     simulation's). Returns per metric the share of resamples in which ``a`` is at least as
     good as ``b``, and the 5-95 % range of the score difference ``|a| - |b|`` (negative: ``a``
     better).
+
+    ``a``/``b`` are (time, points), or (time, members, points) for ensemble members: the same
+    years are drawn for every member (the members share the time axis), and in each resample
+    a method's metric is the mean over its members of the per-member metric, as in the table.
     """
     rng = np.random.default_rng(seed)
     si, ri = TimeInfo.of(sim_times, frequency), TimeInfo.of(ref_times, frequency)
@@ -198,10 +246,8 @@ def bootstrap_comparison(
         pick_s = np.concatenate([rows_s[y] for y in np.sort(rng.choice(us, us.size))])
         pick_r = np.concatenate([rows_r[y] for y in np.sort(rng.choice(ur, ur.size))])
         ts, tr = si.take(pick_s), ri.take(pick_r)
-        ma = marginal_metrics(a[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold,
-                              wet_threshold)
-        mb = marginal_metrics(b[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold,
-                              wet_threshold)
+        ma, mb = (_metrics_of(x[pick_s], ref[pick_r], ts, tr, frequency, frost_threshold,
+                              wet_threshold) for x in (a, b))
         for k in ma:
             diffs.setdefault(k, []).append(score(ma[k], hows[k]) - score(mb[k], hows[k]))
     out = {}
