@@ -220,3 +220,22 @@ def test_lower_bounded_identity_variable_never_negative(rlds):
                                                  output=rlds["dir"] / "old.nc")))["rlds"].values
     assert (y_old < 0).sum() > 10, "the variant no longer tests the bound"
     np.testing.assert_allclose(np.maximum(y_old, 0.0), y, atol=1e-4)
+
+
+def test_classical_output_is_clipped_to_the_bounds(hurs, monkeypatch):
+    """ibicus does not know the bounds: its linear scaling takes the variant's humidity past
+    100 %. `correct --method linear-scaling` clips the output, as `ml`'s is."""
+    from atmocorrect.offline import classical
+
+    def corrected(name: str) -> np.ndarray:
+        out = correct_file(CorrectionRequest(
+            method="linear-scaling", inputs=(hurs["sim"],), output=hurs["dir"] / name,
+            historical=(hurs["sim"],), reference=(hurs["ref"],), calibration=CALIBRATION))
+        return _hurs_values(out, "hurs")
+
+    y = corrected("hurs_ls.nc")
+    assert np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 100.0, (y.min(), y.max())
+    monkeypatch.setattr(classical, "within", lambda x, bounds: x)
+    y_open = corrected("hurs_ls_unclipped.nc")
+    assert (y_open > 100.0).sum() > 0, "the variant no longer tests the bound"
+    np.testing.assert_allclose(np.minimum(y_open, 100.0), y, atol=1e-4)

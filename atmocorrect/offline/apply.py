@@ -62,7 +62,7 @@ from .climatology import (
     fit_columns,
     fit_moments,
 )
-from .config import METHODS, ApplyConfig
+from .config import METHODS, ApplyConfig, physical_bounds
 from .wetdays import jitter_dry, restore_dry
 
 
@@ -378,7 +378,8 @@ def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency):
 
 
 # ------------------------------------------------------------------------------ classical
-def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t_fut):
+def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t_fut,
+                     bounds=(None, None)):
     """One dask block: every series of ``fut`` (..., time) is adjusted on its own, against the
     series of ``obs``/``hist`` at the same cell and member; ``obs`` (the reference) has size-1
     axes for the member dims (xarray's broadcasting) and serves every member of its cell."""
@@ -388,7 +389,7 @@ def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t
     f = np.asarray(fut, dtype=np.float64).reshape(-1, shape[-1]).T
     o, h = (np.broadcast_to(np.asarray(a, dtype=np.float64), (*shape[:-1], a.shape[-1]))
             .reshape(-1, a.shape[-1]).T for a in (obs, hist))
-    out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut)
+    out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut, bounds)
     return out.T.reshape(shape).astype(fut.dtype)
 
 
@@ -756,6 +757,10 @@ def correct_file(req: CorrectionRequest) -> Path:
             _same_grid(da, hist_all[v], source)
             have, want = da.attrs.get("units"), hist_all[v].attrs.get("units")
             x = da if U.same(have, want) else _convert(da, have, want, source)
+            try:
+                bounds = physical_bounds(v, want)
+            except DataError as exc:
+                raise DataError(f"{source}: {exc}") from None
             chunks = _chunks_for(x, apply_cfg.chunk_points)
             x = x.chunk(chunks)
             # the input's coordinates only (not the reference's scalar ones, e.g. ERA5's
@@ -776,7 +781,7 @@ def correct_file(req: CorrectionRequest) -> Path:
                 output_core_dims=[["time"]], dask="parallelized", output_dtypes=[x.dtype],
                 kwargs={"method": req.method, "var": v, "frequency": frequency,
                         "t_obs": obs["time_obs"].values, "t_hist": hist["time_hist"].values,
-                        "t_fut": times},
+                        "t_fut": times, "bounds": bounds},
             ).transpose(*x.dims)
             if not U.same(have, want):
                 out = _convert(out, want, have, source)

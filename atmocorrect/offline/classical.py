@@ -93,6 +93,7 @@ def correct_block(
     t_obs: np.ndarray,
     t_hist: np.ndarray,
     t_fut: np.ndarray,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> np.ndarray:
     """Adjust ``fut`` (time, points) with ``obs`` and ``hist`` (time, points) of the
     calibration period.
@@ -101,8 +102,33 @@ def correct_block(
     points are grouped by where their values are missing, and each group is calibrated on the
     time steps where all three arrays are present for it (ibicus takes no NaN). A point with
     no value in one of the arrays comes back as NaN, as do the missing steps of ``fut``.
+
+    ``bounds`` (lower, upper; None: open) are the variable's physical bounds
+    (:func:`~atmocorrect.offline.config.physical_bounds`): ibicus does not clip to them (its
+    beta fit for radiation can go below 0, linear scaling takes humidity past 100 %), so the
+    output is clipped, as the learned correction's is.
     """
     obs, hist, fut = (np.asarray(a, dtype=np.float64) for a in (obs, hist, fut))
+    return within(_correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,
+                                     t_fut), bounds)
+
+
+def within(x: np.ndarray, bounds: tuple[float | None, float | None]) -> np.ndarray:
+    """``x`` clipped to ``bounds`` (None: that side open); NaN stays NaN.
+
+    >>> within(np.array([-1.0, 50.0, 101.0, np.nan]), (0.0, 100.0)).tolist()
+    [0.0, 50.0, 100.0, nan]
+    >>> within(np.array([-1.0]), (None, None)).tolist()
+    [-1.0]
+    """
+    lower, upper = bounds
+    if lower is None and upper is None:
+        return x
+    return np.clip(x, lower, upper)
+
+
+def _correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,
+                       t_fut) -> np.ndarray:
     out = np.full(fut.shape, np.nan)
     masks = [np.isfinite(a) for a in (obs, hist, fut)]
     if all(m.all() for m in masks):
