@@ -54,6 +54,7 @@ from .conform import (
     is_running_daily_total,
 )
 from .coords import check_time_and_grid_only
+from .derived import derive_reference, is_input_of, why_not_derived
 from .readers import find_variable, open_dataset
 from .regrid import Method, Outside, interpolate_to, subset_inside
 from .timeaxis import (
@@ -207,10 +208,14 @@ def gather_variables(
             da.encoding["source"] = str(path)
             parts.append(da)
             where.append(str(path))
+        # no name of it, no --reference-name: derived from ERA5's inputs (hurs <- d2m, t2m)
+        derivable = role == "reference" and tuple(candidates) == REFERENCE_NAMES.get(var, (var,))
+        if not parts and derivable and (found := derive_reference(var, files, opened)):
+            parts, where = [found[0]], found[1]
         if not parts and role == "reference" and len(names) == 1:
             only = [(p, d, str(v)) for p, d in zip(files, opened, strict=True)
                     for v in d.data_vars if "time" in d[v].dims and not _is_bounds(str(v))]
-            if len({v for _, _, v in only}) == 1:
+            if len({v for _, _, v in only}) == 1 and not is_input_of(var, only[0][2]):
                 path, ds_, stored = only[0]
                 warnings.warn(
                     f"reference {path}: no variable {' or '.join(map(repr, candidates))}; using "
@@ -226,6 +231,7 @@ def gather_variables(
                                for p, d in zip(files, opened, strict=True))
             hint = (f"; if the reference holds it under another name, pass --reference-name "
                     f"{var}=NAME" if role == "reference" else "")
+            hint += why_not_derived(var, files, opened) if derivable else ""
             raise DataError(
                 f"{role}: no variable {' or '.join(map(repr, candidates))} in the given "
                 f"file(s) ({listed}){hint}"
