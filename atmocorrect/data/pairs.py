@@ -21,6 +21,11 @@ This is where the readers, unit conversion, calendar checks and interpolation me
   and irregular time steps are an error (:func:`aggregate_reference`);
 * the reference is interpolated to the simulation's grid or points.
 
+The reference is opened lazily (dask) and only its cells around the simulation's points are
+read (:func:`~atmocorrect.data.regrid.reference_window`, :func:`read_reference`), before the
+unit conversion, aggregation and interpolation: a global or continental reference, in one file
+or split into many, takes the memory the simulation's domain needs, not the file's size.
+
 Example
 -------
 >>> from atmocorrect.data.samples import sample_data_dir, DAILY_HISTORICAL, DAILY_REFERENCE
@@ -56,7 +61,7 @@ from .conform import (
 from .coords import check_time_and_grid_only
 from .derived import derive_reference, is_input_of, why_not_derived
 from .readers import find_variable, open_dataset
-from .regrid import Method, Outside, interpolate_to, subset_inside
+from .regrid import Frame, Method, Outside, interpolate_to, reference_window, subset_inside
 from .timeaxis import (
     Frequency,
     calendar_of,
@@ -184,17 +189,19 @@ def gather_variables(
     paths: PathLike | Sequence[PathLike],
     names: Mapping[str, Sequence[str]],
     role: str,
-    chunks: Mapping[str, int] | None = None,
+    chunks: Mapping[str, int] | str | None = None,
 ) -> tuple[xr.Dataset, dict[str, list[str]]]:
     """Variables collected over several files (one file a variable, or a split period).
 
     ``names`` maps the output name to the names to look for. Returns the dataset and, per
-    output name, the files it came from.
+    output name, the files it came from. ``chunks`` (dask, e.g. ``{"lat": 32}`` or
+    ``"auto"``) opens the files lazily.
     """
     files = _as_list(paths)
     if not files:
         raise DataError(f"no {role} file given")
-    opened = [open_dataset(p, chunks=dict(chunks) if chunks else None) for p in files]
+    chunks = chunks if isinstance(chunks, str) else (dict(chunks) if chunks else None)
+    opened = [open_dataset(p, chunks=chunks) for p in files]
     out: dict[str, xr.DataArray] = {}
     sources: dict[str, list[str]] = {}
     for var, candidates in names.items():
@@ -602,17 +609,58 @@ def check_reference_coverage(ref: xr.DataArray, outside: Outside, source: str) -
                   "values", stacklevel=3)
 
 
+#: Dask chunks a reference is opened in (``array.chunk-size``; the file's own chunks are kept
+#: whole): while the window is read, one such chunk of the whole grid is in memory at a time.
+REFERENCE_CHUNK_SIZE = "32MiB"
+
+#: Reference files kept open at once while a window is read (xarray's file cache): each open
+#: netCDF-4 file keeps a chunk cache (64 MiB by default) once read, which, over a reference
+#: split into hundreds of files, would add up to gigabytes.
+WINDOW_OPEN_FILES = 1
+
+
+def gather_reference(
+    paths: PathLike | Sequence[PathLike], names: Mapping[str, Sequence[str]],
+) -> tuple[xr.Dataset, dict[str, list[str]]]:
+    """:func:`gather_variables` of the reference, opened lazily: in dask chunks of about
+    :data:`REFERENCE_CHUNK_SIZE` when dask is installed (the ``offline`` extra), so that
+    several files are joined without being read; without dask, xarray's lazy indexing (a
+    window of one file is still read alone, but files joined in time are read whole)."""
+    try:
+        import dask
+    except ImportError:  # pragma: no cover - the offline extra installs it
+        return gather_variables(paths, names, "reference")
+    with dask.config.set({"array.chunk-size": REFERENCE_CHUNK_SIZE}):
+        return gather_variables(paths, names, "reference", chunks="auto")
+
+
+def read_reference(ref: xr.Dataset) -> xr.Dataset:
+    """A lazily opened reference (:func:`gather_reference`), usually its window around the
+    simulation (:func:`~atmocorrect.data.regrid.reference_window`), read into memory: one dask
+    chunk at a time (the synchronous scheduler: netCDF and HDF5 reads are serialised anyway),
+    through at most :data:`WINDOW_OPEN_FILES` open files."""
+    with xr.set_options(file_cache_maxsize=WINDOW_OPEN_FILES):
+        return ref.load(scheduler="synchronous")
+
+
 def load_pair(
     sim_paths: PathLike | Sequence[PathLike],
     ref_paths: PathLike | Sequence[PathLike],
     config: PairConfig,
+    *,
+    window: bool = True,
 ) -> Pair:
-    """Read a simulation and its reference and bring the reference to the simulation's form."""
+    """Read a simulation and its reference and bring the reference to the simulation's form.
+
+    The reference is read only around the simulation's points
+    (:func:`~atmocorrect.data.regrid.reference_window`, then :func:`read_reference`);
+    ``window=False`` reads all of it into memory first, to compare on small references: the
+    values are the same."""
     sim, sim_sources = gather_variables(
         sim_paths, {v: (v,) for v in config.variables}, "simulation", config.chunks
     )
-    ref_raw, ref_sources = gather_variables(
-        ref_paths, {v: config.reference_candidates(v) for v in config.variables}, "reference"
+    ref_raw, ref_sources = gather_reference(  # lazily: read below, around the simulation
+        ref_paths, {v: config.reference_candidates(v) for v in config.variables}
     )
     for var in config.variables:
         check_time_and_grid_only(sim[var], ", ".join(sim_sources[var]), "simulation",
@@ -658,12 +706,17 @@ def load_pair(
             "(the default; drop --no-convert-calendar) to convert the reference to the "
             "simulation's calendar"
         )
-    if convert and not aggregate:
-        ref_raw = ref_raw.convert_calendar(canonical_calendar(s_cal), align_on="date", use_cftime=True)
-    years = check_overlap(sim, ref_raw, "the simulation", "the reference")
     if config.outside == "drop":
         first = ref_raw[config.variables[0]]
         sim = subset_inside(sim, first)
+    frame: Frame | None = None
+    if window:  # lazily: the cells around the simulation's points, read below
+        ref_raw, frame = reference_window(ref_raw, sim)
+    if convert and not aggregate:
+        ref_raw = ref_raw.convert_calendar(canonical_calendar(s_cal), align_on="date", use_cftime=True)
+    years = check_overlap(sim, ref_raw, "the simulation", "the reference")
+    if frame is not None or not window:  # (not a regular grid: interpolate_to says so)
+        ref_raw = read_reference(ref_raw)
     ref_vars: dict[str, Any] = {}
     for var in config.variables:
         r = ref_raw[var]
@@ -694,7 +747,7 @@ def load_pair(
             if convert:
                 r = r.convert_calendar(canonical_calendar(s_cal), align_on="date",
                                        use_cftime=True)
-        r = interpolate_to(r, sim[var], method=config.method, outside="error")
+        r = interpolate_to(r, sim[var], method=config.method, outside="error", frame=frame)
         check_reference_coverage(r, config.outside, where)
         ref_vars[var] = r
     ref = xr.Dataset(ref_vars)
