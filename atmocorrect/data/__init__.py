@@ -15,7 +15,7 @@ Example
 -------
 >>> from atmocorrect.data import PairConfig
 >>> PairConfig(("tas", "pr")).reference_candidates("pr")
-('tp', 'pr')
+('tp', 'pr', 'rr', 'mtpr', 'avg_tprate')
 """
 
 from __future__ import annotations
