@@ -37,6 +37,7 @@ from torch import nn
 
 from ..checkpoint import Manifest
 from ..errors import CheckpointError, FieldError, ModelError
+from ..offline.diurnal import series_names, slot_name
 from . import register
 from .neural import Block
 
@@ -66,16 +67,33 @@ def quantile_from_coeffs(coeffs: torch.Tensor, z: torch.Tensor, ramps: int) -> t
 class TokenLayout:
     """How a flat input row of the transformer trunk is laid out:
     ``[season (2 harmonics) | variable one-hot (n_vars) | point (3) | padding mask (T) |
-    patches (T * patch_dim)]`` with ``T = n_vars * tokens_per_var`` tokens."""
+    patches (T * patch_dim)]`` with ``T = token_vars * tokens_per_var`` tokens.
+
+    ``slots``: sub-daily data corrected per time of day have ``n_vars = variables x slots``
+    network variables (``tas@00:00``, ``tas@03:00``, ...: the one-hot), but one token per
+    (variable, neighbourhood cell) whose patch spans the times of day (the climatology patch
+    of every slot, one after the other), so the attention costs what it costs for daily
+    data; 1 otherwise."""
 
     harmonics: int
     n_vars: int
     tokens_per_var: int
     patch_dim: int
+    slots: int = 1
+
+    def __post_init__(self) -> None:
+        if self.slots < 1 or self.n_vars % self.slots:
+            raise ModelError(f"token layout: {self.n_vars} variables are not a whole number "
+                             f"of {self.slots} time-of-day slots each")
+
+    @property
+    def token_vars(self) -> int:
+        """Variables with tokens of their own (the corrected variables, not their slots)."""
+        return self.n_vars // self.slots
 
     @property
     def tokens(self) -> int:
-        return self.n_vars * self.tokens_per_var
+        return self.token_vars * self.tokens_per_var
 
     @property
     def n_cond(self) -> int:
@@ -86,7 +104,10 @@ class TokenLayout:
         return self.n_cond + self.tokens * (1 + self.patch_dim)
 
     def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.slots == 1:  # as written before slots existed
+            del d["slots"]
+        return d
 
 
 #: Point columns of the transformer's query: standardised latitude, sin and cos longitude (the
@@ -98,7 +119,8 @@ class TransformerTrunk(nn.Module):
     """Climatology-patch tokens of every (variable, neighbourhood cell), attention across them.
 
     Each token is a space-time patch of one variable's calibration climatology at one cell
-    (monthly means and spreads), embedded linearly, plus a learned embedding of its variable
+    (monthly means and spreads; of every time of day, for sub-daily data corrected per time
+    of day: :attr:`TokenLayout.slots`), embedded linearly, plus a learned embedding of its variable
     and of its offset from the centre cell, plus the conditioning of the query (season
     harmonics, target variable, point position), which is also the content of an extra query
     token. After the pre-norm blocks the query token is read out. Padding tokens (cells
@@ -110,7 +132,7 @@ class TransformerTrunk(nn.Module):
         self.layout = layout
         self.cond = nn.Linear(layout.n_cond, d_model)
         self.embed = nn.Linear(layout.patch_dim, d_model)
-        self.var_emb = nn.Parameter(0.02 * torch.randn(layout.n_vars, 1, d_model))
+        self.var_emb = nn.Parameter(0.02 * torch.randn(layout.token_vars, 1, d_model))
         self.pos_emb = nn.Parameter(0.02 * torch.randn(1, layout.tokens_per_var, d_model))
         self.query = nn.Parameter(0.02 * torch.randn(d_model))
         self.blocks = nn.ModuleList(Block(d_model, heads, 2 * d_model)
@@ -190,6 +212,22 @@ class QuantileNet(nn.Module):
         )
 
 
+def diurnal_slots(hyper: Mapping[str, Any]) -> tuple[int, ...]:
+    """The time-of-day slots (seconds after 00:00) of a checkpoint corrected per time of day
+    (hyperparameter ``diurnal``); empty for daily and monthly data, pooled sub-daily data and
+    checkpoints written before slots existed."""
+    entry = hyper.get("diurnal") or {}
+    try:
+        slots = tuple(int(s) for s in entry.get("slots", ()))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"offline checkpoint: invalid diurnal slots {entry!r}: {exc}"
+                              ) from exc
+    if any(not 0 <= s < 86400 for s in slots) or len(set(slots)) != len(slots):
+        raise CheckpointError(f"offline checkpoint: diurnal slots {list(slots)} are not "
+                              "distinct seconds after 00:00")
+    return slots
+
+
 def trunk_of(hyper: Mapping[str, Any]) -> str:
     """The trunk of a checkpoint's hyperparameters; checkpoints written before the trunk was
     selectable have no key and are MLPs."""
@@ -203,7 +241,7 @@ def build_net(hyper: Mapping[str, Any]) -> QuantileNet:
     if trunk == "transformer":
         try:
             layout = TokenLayout(**{k: int(v) for k, v in hyper["tokens"].items()})
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ModelError) as exc:
             raise CheckpointError(f"transformer checkpoint lacks a valid token layout: {exc}"
                                   ) from exc
     try:
@@ -339,8 +377,14 @@ class OfflineQuantileModel:
     def __init__(self, manifest: Manifest, tensors: Mapping[str, Any], threads: int = 1):
         self.manifest = manifest
         self.hyper = dict(manifest.hyperparameters)
-        self.variables = tuple(f.name for f in manifest.fields)
-        self.units = {f.name: f.units for f in manifest.fields}
+        self.fields = tuple(f.name for f in manifest.fields)
+        #: sub-daily data corrected per time of day: the slots (seconds after 00:00), the
+        #: network's variables then every field at every slot (``tas@03:00``); empty: none
+        self.slots = diurnal_slots(self.hyper)
+        self.variables = series_names(self.fields, self.slots)
+        units = {f.name: f.units for f in manifest.fields}
+        self.units = {**units, **{slot_name(f, s): units[f] for f in self.fields
+                                  for s in self.slots}}
         self.norm = dict(manifest.normalization)
         missing = [v for v in self.variables if v not in self.norm]
         if missing:

@@ -6,6 +6,7 @@ Modules, one concern each:
 * :mod:`~atmocorrect.offline.config`    dataclass configurations
 * :mod:`~atmocorrect.offline.features`  season, point and neighbourhood inputs of the network
 * :mod:`~atmocorrect.offline.climatology` seasonal mean/spread fits, eras of a long run
+* :mod:`~atmocorrect.offline.diurnal`   sub-daily data: one series per time of day
 * :mod:`~atmocorrect.offline.train`     training on a calibration period -> checkpoint
 * :mod:`~atmocorrect.offline.classical` ibicus linear scaling / quantile mapping / QDM
 * :mod:`~atmocorrect.offline.apply`     chunked (dask) correction of files, CF output

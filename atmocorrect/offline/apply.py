@@ -63,6 +63,7 @@ from .climatology import (
     fit_moments,
 )
 from .config import METHODS, ApplyConfig, physical_bounds
+from .diurnal import describe_slots, input_slot_rows, slot_name
 from .wetdays import jitter_dry, restore_dry
 
 
@@ -369,11 +370,30 @@ def seasonal_ranks(anom: np.ndarray, season: np.ndarray, rows: np.ndarray, n_nod
     return np.clip(out, 0.5 / max(1, anom.shape[0]), 1.0 - 0.5 / max(1, anom.shape[0]))
 
 
-def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency):
+def ml_correct_slots(
+    model: Any, var: str, x: np.ndarray, points: np.ndarray, season: np.ndarray,
+    yrs: np.ndarray, cfg: ApplyConfig, frequency: str,
+    slots: Sequence[tuple[int, np.ndarray]],
+) -> np.ndarray:
+    """:func:`ml_correct_points` per time of day: the rows of each slot (``(seconds after
+    00:00, time indices)``, :func:`~atmocorrect.offline.diurnal.input_slot_rows`) are
+    corrected as their own series, as the variable ``var@HH:MM`` of the checkpoint (own-era
+    ranks among that slot's values, as daily data), and put back in time order."""
+    out = np.full(x.shape, np.nan)
+    for seconds, rows in slots:
+        out[rows] = ml_correct_points(model, slot_name(var, seconds), x[rows], points,
+                                      season[rows], yrs[rows], cfg, frequency)
+    return out
+
+
+def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency, slots=None):
     shape = x.shape
     flat = np.asarray(x, dtype=np.float64).reshape(-1, shape[-1]).T
     points = model.point_index(np.asarray(lat).ravel(), np.asarray(lon).ravel())
-    out = ml_correct_points(model, var, flat, points, season, yrs, cfg, frequency)
+    if slots:
+        out = ml_correct_slots(model, var, flat, points, season, yrs, cfg, frequency, slots)
+    else:
+        out = ml_correct_points(model, var, flat, points, season, yrs, cfg, frequency)
     return out.T.reshape(shape).astype(x.dtype)
 
 
@@ -699,6 +719,8 @@ def correct_file(req: CorrectionRequest) -> Path:
         if trained_freq and trained_freq != frequency:
             raise DataError(f"{source}: the input is {frequency}ly data but the checkpoint "
                             f"{req.model} was trained on {trained_freq}ly data")
+        # sub-daily data corrected per time of day: the input's times of day must be slots
+        slots = input_slot_rows(times, model.slots, source, req.model) if model.slots else None
         for v in variables:
             if v not in manifest.field_names:
                 raise FieldError(f"{source}: variable {v!r} is not corrected by checkpoint "
@@ -719,7 +741,7 @@ def correct_file(req: CorrectionRequest) -> Path:
                 input_core_dims=[["time"], [], []], output_core_dims=[["time"]],
                 dask="parallelized", output_dtypes=[x.dtype],
                 kwargs={"model": model, "var": v, "season": season, "yrs": yrs,
-                        "cfg": apply_cfg, "frequency": frequency},
+                        "cfg": apply_cfg, "frequency": frequency, "slots": slots},
             ).transpose(*x.dims)
             if not U.same(have, want):
                 out = _convert(out, want, have, source)
@@ -727,6 +749,8 @@ def correct_file(req: CorrectionRequest) -> Path:
         calib = manifest.provenance.get("calibration", "?")
         detail = (f"method ml: learned quantile-delta correction, checkpoint {req.model}, "
                   f"calibration {calib}")
+        if model.slots:
+            detail += f", one correction per time of day ({describe_slots(model.slots)})"
     else:
         reference = req.reference or tuple(
             e["path"] for e in (manifest.provenance.get("reference", []) if manifest else []))

@@ -91,6 +91,9 @@ def default_transform(variable: str) -> Transform:
 
 TRUNKS = ("mlp", "transformer")
 
+#: Sub-daily data: one correction per time of day (``slots``) or over all hours (``pooled``).
+DIURNAL = ("slots", "pooled")
+
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
@@ -199,6 +202,18 @@ class TrainConfig:
         the quantile functions of additively corrected variables (temperature, pressure; not
         precipitation), as ISIMIP3BASD does: a pooled multi-decade sample otherwise mixes the
         trend into the spread and the tails. Chosen on the inner splits (docs/offline.md).
+    diurnal:
+        Sub-daily data only (daily and monthly data are not affected): ``slots`` (default)
+        learns one correction per time of day -- each (variable, time-of-day slot), ``tas``
+        at 00:00, 03:00, ..., is a variable of its own for the network, trained on that
+        slot's daily series, and ``correct`` corrects each slot's series on its own --, so a
+        wrong diurnal cycle is corrected; ``pooled``: one correction over all hours (the
+        diurnal cycle is corrected only as far as it shows in the pooled distribution).
+
+    >>> TrainConfig(diurnal="hourly")
+    Traceback (most recent call last):
+    ...
+    atmocorrect.errors.UsageError: diurnal must be one of slots, pooled, got 'hourly'
     """
 
     calibration: tuple[int, int] = (1979, 2004)
@@ -212,8 +227,11 @@ class TrainConfig:
     threads: int = 1
     transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     detrend: bool = True
+    diurnal: str = "slots"
 
     def __post_init__(self) -> None:
+        if self.diurnal not in DIURNAL:
+            raise UsageError(f"diurnal must be one of {', '.join(DIURNAL)}, got {self.diurnal!r}")
         if self.steps < 1 or self.quantile_levels < 2 or self.points_per_step < 1:
             raise UsageError("steps, points_per_step must be >= 1 and quantile_levels >= 2")
         if self.lr <= 0:

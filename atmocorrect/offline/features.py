@@ -173,6 +173,27 @@ def climatology_patches(
     return patches, mask
 
 
+def join_slot_patches(patches: np.ndarray, mask: np.ndarray, slots: int,
+                      tokens_per_var: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patches of the series of every (variable, time-of-day slot) (points, variables x
+    slots x K, dim), variable-major as :func:`climatology_patches` gives them, joined into
+    one token per (variable, cell) whose patch is the slots' patches one after the other:
+    (points, variables x K, slots x dim); a token is padding where any slot's is.
+
+    >>> p = np.arange(4, dtype=np.float32).reshape(1, 4, 1)  # 2 variables x 2 slots, K = 1
+    >>> joined, m = join_slot_patches(p, np.array([[False, False, False, True]]), 2, 1)
+    >>> joined.tolist(), m.tolist()
+    ([[[0.0, 1.0], [2.0, 3.0]]], [[False, True]])
+    """
+    n_points, n_tokens, dim = patches.shape
+    n_vars = n_tokens // (slots * tokens_per_var)
+    shape = (n_points, n_vars, slots, tokens_per_var)
+    joined = patches.reshape(*shape, dim).transpose(0, 1, 3, 2, 4)
+    padded = mask.reshape(shape).any(axis=2)
+    return (np.ascontiguousarray(joined.reshape(n_points, n_vars * tokens_per_var, slots * dim)),
+            padded.reshape(n_points, n_vars * tokens_per_var))
+
+
 def point_features(
     lat: np.ndarray,
     lon: np.ndarray,

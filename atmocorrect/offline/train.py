@@ -27,7 +27,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from ..data.timeaxis import (
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
 from .config import (
+    DIURNAL,
     TRUNKS,
     ApplyConfig,
     NetworkConfig,
@@ -53,8 +54,12 @@ from .config import (
     parse_mapping,
     physical_bounds,
 )
-from .features import PATCH_MONTHS, climatology_patches, point_features
+from .diurnal import calibration_slots, describe_slots, slot_name
+from .features import PATCH_MONTHS, climatology_patches, join_slot_patches, point_features
 from .wetdays import jitter_dry, wet_threshold
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 MIN_VALUES_PER_POINT = 24
 MOMENT_HARMONICS = 3
@@ -95,6 +100,9 @@ class TrainingData:
     #: points with reference values of every variable (False: masked in the reference,
     #: calibrated on nothing and written as missing values by ``correct``)
     has_reference: np.ndarray | None = None
+    #: sub-daily data corrected per time of day: the slots (seconds after 00:00), each
+    #: variable's series at each slot a variable of its own (``tas@03:00``); empty: none
+    slots: tuple[int, ...] = ()
 
 
 def _flatten(da) -> np.ndarray:
@@ -182,67 +190,92 @@ def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: st
                       "clipped to the bounds for the logit transform", stacklevel=3)
 
 
-def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
-    """Calibration arrays, transforms, normalisation and point features from a pair."""
+def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig
+            ) -> tuple[tuple[int, ...], list[tuple[str, str, xr.Dataset, xr.Dataset]]]:
+    """The calibration series the network learns: ``(variable, name, simulation,
+    reference)`` per variable, or for sub-daily data with ``cfg.diurnal == "slots"`` per
+    variable and time of day (``tas@03:00``: the time steps at that time of day, variable-major)
+    and the slots (seconds after 00:00; empty without slots)."""
+    if pair.frequency != "subdaily" or cfg.diurnal == "pooled":
+        return (), [(v, v, sim, ref) for v in pair.variables]
+    first = pair.variables[0]
+    slots, s_rows, r_rows = calibration_slots(
+        sim["time"].values, ref["time"].values, _files(pair, "simulation", first),
+        _files(pair, "reference", first))
+    return slots, [(v, slot_name(v, s), sim.isel(time=si), ref.isel(time=ri))
+                   for v in pair.variables for s, si, ri in zip(slots, s_rows, r_rows, strict=True)]
+
+
+def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dataset,
+                   cfg: TrainConfig, members: tuple[str, ...], step: float) -> VariableData:
+    """The calibration values of ``var`` in ``sim``/``ref`` (its whole calibration period, or
+    one time of day's steps), transformed, detrended, checked, named ``name``; ``step`` is
+    the simulation's time step in seconds."""
     from ..models.offline_quantile import logit_forward
 
+    n_members = int(np.prod([sim.sizes[d] for d in members], dtype=np.int64))
+    s_times = np.tile(sim["time"].values, n_members)  # the members, one after the other
+    s_season = season_position(s_times, pair.frequency)
+    r_season = season_position(ref["time"].values, pair.frequency)
+    xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
+    transform = cfg.transform(var)
+    units = str(sim[var].attrs.get("units", "1"))
+    lower, upper = _bounds(var, units, transform, _files(pair, "simulation", var))
+    offset = dry = wet = dry_fraction = 0.0
+    if transform == "logit":
+        assert lower is not None and upper is not None
+        for role, x in (("simulation", xs), ("reference", xr_)):
+            _warn_outside(x, lower, upper, units, var, role, _files(pair, role, var))
+        xs, xr_ = logit_forward(xs, lower, upper), logit_forward(xr_, lower, upper)
+    if transform == "log":
+        if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
+            raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
+        offset = 0.01 * float(np.nanmean(xs))
+        dry = 0.5 * offset
+        wet = wet_threshold(var, sim[var].attrs.get("units"), step)
+        with np.errstate(invalid="ignore"):
+            dry_fraction = max(float(np.mean(a < wet)) for a in (xs, xr_))
+        if wet > 0:  # jittered dry values are > 0: the offset only guards log(0)
+            offset = dry = 1e-3 * wet
+        cols = np.arange(xs.shape[1])
+        xs = jitter_dry(xs, wet, cols, seed=cfg.seed)
+        xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1)
+        xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
+    if cfg.detrend and transform == "identity":  # each member its own trend
+        n_t = sim.sizes["time"]
+        xs = np.concatenate([
+            remove_trend(xs[k * n_t:(k + 1) * n_t], sim["time"].values,
+                         s_season[k * n_t:(k + 1) * n_t]) for k in range(n_members)])
+        xr_ = remove_trend(xr_, ref["time"].values, r_season)
+    counts = np.isfinite(xs).sum(axis=0)
+    if counts.min() < MIN_VALUES_PER_POINT:
+        raise DataError(
+            f"variable {name!r}: some points have only {int(counts.min())} calibration values "
+            f"in {format_period(cfg.calibration)} (need {MIN_VALUES_PER_POINT})"
+        )
+    mean, std = float(np.nanmean(xs)), float(np.nanstd(xs))
+    if not np.isfinite(std) or std <= 0:
+        raise DataError(f"variable {name!r} is constant over the calibration period")
+    return VariableData(name, units, transform, offset, dry, mean, std, xs, xr_, s_season,
+                        r_season, fit_moments(xs, s_season, MOMENT_HARMONICS), wet,
+                        dry_fraction, lower, upper)
+
+
+def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
+    """Calibration arrays, transforms, normalisation and point features from a pair: one
+    series per variable, or per variable and time of day for sub-daily data with
+    ``cfg.diurnal == "slots"`` (see :mod:`atmocorrect.offline.diurnal`)."""
     for role, ds in (("simulation", pair.sim), ("reference", pair.ref)):
         files = sorted({f for k, fs in pair.sources.items() if k.startswith(role) for f in fs})
         require_period(ds, cfg.calibration, f"the {role} {', '.join(files)}")
     sim = select_years(pair.sim, cfg.calibration, "the simulation")
     ref = select_years(pair.ref, cfg.calibration, "the reference")
     members = member_dims(sim[pair.variables[0]])
-    n_members = int(np.prod([sim.sizes[d] for d in members], dtype=np.int64))
     one_member = sim.isel({d: 0 for d in members}, drop=True)
-    s_times = np.tile(sim["time"].values, n_members)  # the members, one after the other
-    s_season = season_position(s_times, pair.frequency)
-    r_season = season_position(ref["time"].values, pair.frequency)
-    out: list[VariableData] = []
-    for var in pair.variables:
-        xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
-        transform = cfg.transform(var)
-        units = str(sim[var].attrs.get("units", "1"))
-        lower, upper = _bounds(var, units, transform, _files(pair, "simulation", var))
-        offset = dry = wet = dry_fraction = 0.0
-        if transform == "logit":
-            assert lower is not None and upper is not None
-            for role, x in (("simulation", xs), ("reference", xr_)):
-                _warn_outside(x, lower, upper, units, var, role, _files(pair, role, var))
-            xs, xr_ = logit_forward(xs, lower, upper), logit_forward(xr_, lower, upper)
-        if transform == "log":
-            if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
-                raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
-            offset = 0.01 * float(np.nanmean(xs))
-            dry = 0.5 * offset
-            wet = wet_threshold(var, sim[var].attrs.get("units"), step_seconds(sim["time"].values))
-            with np.errstate(invalid="ignore"):
-                dry_fraction = max(float(np.mean(a < wet)) for a in (xs, xr_))
-            if wet > 0:  # jittered dry values are > 0: the offset only guards log(0)
-                offset = dry = 1e-3 * wet
-            cols = np.arange(xs.shape[1])
-            xs = jitter_dry(xs, wet, cols, seed=cfg.seed)
-            xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1)
-            xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
-        if cfg.detrend and transform == "identity":  # each member its own trend
-            n_t = sim.sizes["time"]
-            xs = np.concatenate([
-                remove_trend(xs[k * n_t:(k + 1) * n_t], sim["time"].values,
-                             s_season[k * n_t:(k + 1) * n_t]) for k in range(n_members)])
-            xr_ = remove_trend(xr_, ref["time"].values, r_season)
-        counts = np.isfinite(xs).sum(axis=0)
-        if counts.min() < MIN_VALUES_PER_POINT:
-            raise DataError(
-                f"variable {var!r}: some points have only {int(counts.min())} calibration values "
-                f"in {format_period(cfg.calibration)} (need {MIN_VALUES_PER_POINT})"
-            )
-        mean, std = float(np.nanmean(xs)), float(np.nanstd(xs))
-        if not np.isfinite(std) or std <= 0:
-            raise DataError(f"variable {var!r} is constant over the calibration period")
-        out.append(
-            VariableData(var, units, transform, offset, dry, mean, std, xs, xr_, s_season,
-                         r_season, fit_moments(xs, s_season, MOMENT_HARMONICS), wet,
-                         dry_fraction, lower, upper)
-        )
+    step = step_seconds(sim["time"].values)
+    slots, series = _series(pair, sim, ref, cfg)
+    out = [_variable_data(pair, var, name, s, r, cfg, members, step)
+           for var, name, s, r in series]
     lat, lon, grid_shape = _grid_points(one_member[pair.variables[0]])
     clim = np.stack(
         [
@@ -251,9 +284,9 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
         ]
     )
     feats = point_features(lat, lon, clim, grid_shape, cfg.network.neighbourhood)
-    step = step_seconds(sim["time"].values)
     has_reference = np.logical_and.reduce([np.isfinite(v.ref).any(axis=0) for v in out])
-    return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step, has_reference)
+    return TrainingData(out, lat, lon, grid_shape, feats, pair.frequency, step, has_reference,
+                        slots)
 
 
 def has_dry_days(data: TrainingData) -> bool:
@@ -273,18 +306,26 @@ def token_layout(data: TrainingData, network: NetworkConfig):
     neighbourhood cell, a climatology patch each)."""
     from ..models.offline_quantile import TokenLayout
 
+    slots = max(1, len(data.slots))
     return TokenLayout(harmonics=network.harmonics, n_vars=len(data.variables),
                        tokens_per_var=(2 * network.neighbourhood + 1) ** 2,
-                       patch_dim=4 * PATCH_MONTHS)
+                       patch_dim=4 * PATCH_MONTHS * slots, slots=slots)
 
 
 def patches_of(data: TrainingData, network: NetworkConfig) -> tuple[np.ndarray, np.ndarray]:
     """Climatology patches and padding mask of every point (see
     :func:`~atmocorrect.offline.features.climatology_patches`), from the calibration
-    simulation standardised with each variable's statistics."""
-    return climatology_patches([(v.sim - v.mean) / v.std for v in data.variables],
-                               [v.sim_season for v in data.variables], data.grid_shape,
-                               network.neighbourhood, data.lat, data.lon)
+    simulation standardised with each variable's statistics; with time-of-day slots one
+    token per variable and cell, its patch the slots' patches one after the other
+    (:func:`~atmocorrect.offline.features.join_slot_patches`)."""
+    patches, mask = climatology_patches([(v.sim - v.mean) / v.std for v in data.variables],
+                                        [v.sim_season for v in data.variables],
+                                        data.grid_shape, network.neighbourhood, data.lat,
+                                        data.lon)
+    if data.slots:
+        return join_slot_patches(patches, mask, len(data.slots),
+                                 (2 * network.neighbourhood + 1) ** 2)
+    return patches, mask
 
 
 def season_bins(frequency: str) -> int:
@@ -457,7 +498,8 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
 def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict, dict]:
     """The tensors of a checkpoint (weights ``net.*``, grid, point features, climatology
     moments, and for the transformer the climatology patches ``grid.patches`` and their
-    padding mask ``grid.patch_mask``) and the hyperparameters they add (the token layout)."""
+    padding mask ``grid.patch_mask``) and the hyperparameters they add (the token layout;
+    the time-of-day slots of sub-daily data corrected per time of day, ``diurnal``)."""
     import torch
 
     tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -474,6 +516,9 @@ def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict,
         tensors["grid.patches"] = torch.from_numpy(patches)
         tensors["grid.patch_mask"] = torch.from_numpy(patch_mask.astype(np.uint8))
         extra_hyper["tokens"] = token_layout(data, cfg.network).to_dict()
+    if data.slots:  # one correction per time of day: the network's variables are the slots'
+        extra_hyper["diurnal"] = {"slots": list(data.slots),
+                                  "times_of_day": describe_slots(data.slots)}
     return tensors, extra_hyper
 
 
@@ -518,10 +563,10 @@ def train_offline(
     tail = history[-max(1, len(history) // 10):]
     manifest = Manifest(
         fields=tuple(
-            FieldSpec(name=v.name, units=v.units, corrected=True,
-                      dims=tuple(reversed([d for d in pair.sim[v.name].dims
-                                           if d not in member_dims(pair.sim[v.name])])))
-            for v in data.variables
+            FieldSpec(name=v, units=str(pair.sim[v].attrs.get("units", "1")), corrected=True,
+                      dims=tuple(reversed([d for d in pair.sim[v].dims
+                                           if d not in member_dims(pair.sim[v])])))
+            for v in pair.variables
         ),
         model_class="offline-quantile-delta",
         hyperparameters={
@@ -591,6 +636,9 @@ cell_methods, else tasmax: daily maximum, tasmin: minimum, others: mean), comple
 ERA5-Land's running totals of tp are de-accumulated. The reference is interpolated bilinearly
 to the simulation's grid, curvilinear grid (CORDEX rlat/rlon) or points (stations).
 Calibration years must be covered by both.
+Sub-daily data (3-hourly, hourly) get one correction per time of day (--diurnal slots: each
+time of day a variable of its own for the network), so that a wrong diurnal cycle is
+corrected; `correct` then takes inputs at those times of day only.
 Training takes 10-30 s on one CPU thread for a few points and 26 years of daily data."""
 
 EPILOG = """\
@@ -648,6 +696,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "neighbourhood features, or a transformer over climatology-patch "
                         f"tokens of the neighbourhood (default {NetworkConfig.trunk}; "
                         "docs/offline.md compares them)")
+    parser.add_argument("--diurnal", choices=DIURNAL, default=TrainConfig.diurnal,
+                        help="sub-daily data (3-hourly, hourly): one correction per time of "
+                        "day, each time of day a variable of its own for the network, so a "
+                        "wrong diurnal cycle is corrected (slots), or one over all hours "
+                        f"(pooled); daily and monthly data are not affected (default "
+                        f"{TrainConfig.diurnal})")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing checkpoint directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -666,7 +720,8 @@ def run(args: argparse.Namespace) -> int:
     )
     cfg = TrainConfig(calibration=parse_period(args.calibration), steps=args.steps,
                       threads=args.threads, seed=args.seed,
-                      network=NetworkConfig(trunk=getattr(args, "trunk", NetworkConfig.trunk)))
+                      network=NetworkConfig(trunk=getattr(args, "trunk", NetworkConfig.trunk)),
+                      diurnal=getattr(args, "diurnal", TrainConfig.diurnal))
     path = train_offline(args.simulation, args.reference, out, pair_cfg, cfg, overwrite=True,
                          progress=not getattr(args, "quiet", False))
     print(f"wrote offline checkpoint {path}")
