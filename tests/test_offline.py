@@ -355,7 +355,7 @@ def test_drop_checkpoint_corrects_the_calibrated_cells_wrong_grid_fails(data, mo
 
 
 def test_daily_checkpoint_refuses_monthly_input(data, daily_ckpt, tmp_path):
-    with pytest.raises(DataError, match="monthly data but the checkpoint"):
+    with pytest.raises(DataError, match="monthly data but the checkpoint .* was trained on daily data"):
         correct_file(CorrectionRequest(
             method="ml", inputs=(data / samples.MONTHLY_HISTORICAL["tas"],),
             output=tmp_path / "x.nc", model=daily_ckpt))

@@ -147,6 +147,20 @@ def season_position(values: np.ndarray, frequency: Frequency) -> np.ndarray:
     return year_fraction(values)
 
 
+#: The adjective of each frequency, for messages.
+FREQUENCY_WORDS: dict[str, str] = {"subdaily": "sub-daily", "day": "daily", "month": "monthly",
+                                   "year": "yearly"}
+
+
+def frequency_word(frequency: str) -> str:
+    """``daily`` for ``day``, ``sub-daily`` for ``subdaily``, ...
+
+    >>> frequency_word("subdaily"), frequency_word("month")
+    ('sub-daily', 'monthly')
+    """
+    return FREQUENCY_WORDS.get(frequency, frequency)
+
+
 def infer_frequency(values: np.ndarray, source: str = "time axis") -> Frequency:
     """``subdaily``, ``day``, ``month`` or ``year`` from the median spacing of the time axis."""
     values = np.asarray(values).ravel()

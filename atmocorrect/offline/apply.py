@@ -45,6 +45,7 @@ from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_dataset
 from ..data.timeaxis import (
     format_period,
+    frequency_word,
     infer_frequency,
     parse_period,
     require_period,
@@ -717,8 +718,9 @@ def correct_file(req: CorrectionRequest) -> Path:
         assert manifest is not None and model is not None
         trained_freq = manifest.hyperparameters.get("frequency")
         if trained_freq and trained_freq != frequency:
-            raise DataError(f"{source}: the input is {frequency}ly data but the checkpoint "
-                            f"{req.model} was trained on {trained_freq}ly data")
+            raise DataError(f"{source}: the input is {frequency_word(frequency)} data but the "
+                            f"checkpoint {req.model} was trained on "
+                            f"{frequency_word(trained_freq)} data")
         # sub-daily data corrected per time of day: the input's times of day must be slots
         slots = input_slot_rows(times, model.slots, source, req.model) if model.slots else None
         for v in variables:
@@ -774,8 +776,8 @@ def correct_file(req: CorrectionRequest) -> Path:
         obs_all = select_years(pair.ref, calibration, "the reference")
         hist_all = select_years(pair.sim, calibration, "the historical simulation")
         if pair.frequency != frequency:
-            raise DataError(f"{source}: the input is {frequency}ly, the historical simulation "
-                            f"is {pair.frequency}ly")
+            raise DataError(f"{source}: the input is {frequency_word(frequency)}, the "
+                            f"historical simulation is {frequency_word(pair.frequency)}")
         for v in variables:
             da = ds[v]
             _same_grid(da, hist_all[v], source)
