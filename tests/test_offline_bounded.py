@@ -184,7 +184,8 @@ def test_logit_checkpoint_without_bounds_is_refused_by_name(hurs):
     manifest = json.loads((broken / "manifest.json").read_text())
     del manifest["normalization"]["hurs"]["upper"]
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CheckpointError, match=r"'hurs' has the logit transform but no valid"):
+    with pytest.raises(CheckpointError,
+                       match=r"no_bounds: .*'hurs' has the logit transform but no valid"):
         correct_file(CorrectionRequest(method="ml", inputs=(hurs["sim"],), model=broken,
                                        output=hurs["dir"] / "broken.nc"))
 
@@ -235,7 +236,7 @@ def test_classical_output_is_clipped_to_the_bounds(hurs, monkeypatch):
 
     y = corrected("hurs_ls.nc")
     assert np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 100.0, (y.min(), y.max())
-    monkeypatch.setattr(classical, "within", lambda x, bounds: x)
+    monkeypatch.setattr(classical, "clip_to_bounds", lambda x, lower, upper: x)
     y_open = corrected("hurs_ls_unclipped.nc")
     assert (y_open > 100.0).sum() > 0, "the variant no longer tests the bound"
     np.testing.assert_allclose(np.minimum(y_open, 100.0), y, atol=1e-4)

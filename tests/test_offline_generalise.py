@@ -411,3 +411,13 @@ def test_doctests_of_the_new_helpers():
     fn = apply_mod.interp_uniform
     for test in doctest.DocTestFinder().find(fn, globs={"np": np, fn.__name__: fn}):
         assert runner.run(test).failed == 0
+
+
+def test_coarser_reference_than_simulation_is_refused_in_words(data):
+    """A monthly reference cannot calibrate a daily simulation, and the error says so in words
+    (the message used to build them from the frequency's name: "monthly-or-coarser",
+    "dayly")."""
+    with pytest.raises(DataError, match=r"the reference is monthly \(.*\) but the simulation "
+                                        r"is daily \(.*\); a coarser reference cannot"):
+        load_pair([data / samples.DAILY_HISTORICAL], [data / samples.MONTHLY_REFERENCE],
+                  PairConfig(("tas",)))

@@ -43,7 +43,7 @@ from .. import units as U
 from ..errors import DataError, FieldError
 from .conform import check_plausible
 from .readers import find_variable
-from .timeaxis import infer_frequency
+from .timeaxis import frequency_word, infer_frequency
 
 #: IFS constants of the Tetens/Magnus saturation vapour pressure (IFS documentation, Part IV,
 #: section 7.2.1, eq. 7.5): ``e = A1 * exp(A3 * (T - T0) / (T - A4))``, over water and over ice.
@@ -257,7 +257,7 @@ def _warn_from_means(recipe: Derivation, like: xr.DataArray, where: str) -> None
     except (DataError, KeyError):
         return  # a bad time axis: the pair reading says why
     if freq != "subdaily":
-        word = {"day": "daily", "month": "monthly", "year": "yearly"}[freq]
+        word = frequency_word(freq)
         warnings.warn(
             f"reference {where}: {recipe.target!r} derived from {word} "
             f"{' and '.join(str(n[0]) for n in recipe.inputs)}: {recipe.from_means}; derive it "

@@ -70,6 +70,7 @@ from .timeaxis import (
     describe_span,
     expected_steps,
     format_period,
+    frequency_word,
     infer_frequency,
     period_index,
     regular_step,
@@ -80,8 +81,8 @@ from .timeaxis import (
 
 #: Reference (ERA5) names of the CMIP variables, tried in order.
 #: (ERA5 short names first, then CMIP, then E-OBS: tg, tx, tn, rr, pp, hu, qq, fg.) A reference
-#: file that holds a single variable is used for a single requested variable whatever its name (with a
-#: warning): ERA5 daily statistics from the new CDS call the daily maximum ``t2m`` too.
+#: file that holds a single variable is used for a single requested variable whatever its name
+#: (with a warning): ERA5 daily statistics from the new CDS call the daily maximum ``t2m`` too.
 REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
     "tas": ("t2m", "2t", "tas", "tg"),
     "tasmax": ("mx2t", "tasmax", "tx", "mx2t24"),
@@ -550,7 +551,7 @@ def aggregate_reference(
     if to != r_freq:
         ref = aggregate_complete(ref, to, how.over_days, 86400 if r_freq == "day" else None,
                                  source, years)
-        done.append(f"{to}ly {_CF_WORDS[how.over_days]}")
+        done.append(f"{frequency_word(to)} {_CF_WORDS[how.over_days]}")
     ref.attrs["aggregation"] = f"{', then '.join(done)}; complete periods only ({how.why})"
     return ref
 
@@ -676,9 +677,9 @@ def load_pair(
     order = ["subdaily", "day", "month", "year"]
     if order.index(r_freq) > order.index(s_freq):
         raise DataError(
-            f"the reference is {r_freq}ly-or-coarser ({describe_span(ref_raw)}) but the "
-            f"simulation is {s_freq} ({describe_span(sim)}); a coarser reference cannot "
-            "calibrate a finer simulation"
+            f"the reference is {frequency_word(r_freq)} ({describe_span(ref_raw)}) but the "
+            f"simulation is {frequency_word(s_freq)} ({describe_span(sim)}); a coarser "
+            "reference cannot calibrate a finer simulation"
         )
     ref_file = ref_sources[config.variables[0]][0]
     sim_file = sim_sources[config.variables[0]][0]

@@ -37,6 +37,7 @@ from torch import nn
 
 from ..checkpoint import Manifest
 from ..errors import CheckpointError, FieldError, ModelError
+from ..offline.config import clip_to_bounds
 from ..offline.diurnal import series_names, slot_name
 from . import register
 from .neural import Block
@@ -334,19 +335,6 @@ def logit_inverse(y: np.ndarray, lower: float, upper: float) -> np.ndarray:
     return np.clip(lower + (upper - lower) * expit(y), lower, upper)
 
 
-def clip_to_bounds(x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
-    """``x`` clipped to whichever bounds are given (None: that side unbounded); NaN stays.
-
-    >>> clip_to_bounds(np.array([-3.0, 2.0, np.nan]), 0.0, None).tolist()
-    [0.0, 2.0, nan]
-    """
-    if lower is not None:
-        x = np.maximum(x, float(lower))
-    if upper is not None:
-        x = np.minimum(x, float(upper))
-    return x
-
-
 def count_outside(x: np.ndarray, lower: float | None, upper: float | None) -> int:
     """How many finite values of ``x`` lie beyond the given bounds."""
     x = np.asarray(x)
@@ -389,6 +377,9 @@ class OfflineQuantileModel:
         missing = [v for v in self.variables if v not in self.norm]
         if missing:
             raise CheckpointError(f"offline checkpoint lacks normalisation for {missing}")
+        for var in self.variables:  # at load time, where the checkpoint's path is known
+            if self.norm[var].get("transform") == "logit":
+                logit_bounds(self.norm[var], var)
         try:
             self.lat = tensors["grid.lat"].double().numpy()
             self.lon = tensors["grid.lon"].double().numpy()

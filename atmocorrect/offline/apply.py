@@ -53,7 +53,7 @@ from ..data.timeaxis import (
     select_years,
     years,
 )
-from ..errors import DataError, FieldError, UsageError
+from ..errors import CheckpointError, DataError, FieldError, UsageError
 from .climatology import (
     SPREAD_FLOOR,
     block_groups,
@@ -174,7 +174,12 @@ def load_offline_model(directory: str | os.PathLike, threads: int = 1):
 
     manifest = read_manifest(directory)
     tensors = read_weights(directory, manifest)
-    model = build_predictor(manifest, tensors, {"offline": True, "num_threads": threads})
+    try:
+        model = build_predictor(manifest, tensors, {"offline": True, "num_threads": threads})
+    except CheckpointError as exc:  # the model's own checks know no path: name the checkpoint
+        if str(directory) in str(exc):
+            raise
+        raise CheckpointError(f"checkpoint {directory}: {exc}") from exc
     return manifest, model
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from .config import clip_to_bounds
 
 CLASSICAL = ("linear-scaling", "quantile-mapping", "qdm")
 #: ibicus's names of variables (its per-variable defaults are used).
@@ -109,22 +110,8 @@ def correct_block(
     output is clipped, as the learned correction's is.
     """
     obs, hist, fut = (np.asarray(a, dtype=np.float64) for a in (obs, hist, fut))
-    return within(_correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,
-                                     t_fut), bounds)
-
-
-def within(x: np.ndarray, bounds: tuple[float | None, float | None]) -> np.ndarray:
-    """``x`` clipped to ``bounds`` (None: that side open); NaN stays NaN.
-
-    >>> within(np.array([-1.0, 50.0, 101.0, np.nan]), (0.0, 100.0)).tolist()
-    [0.0, 50.0, 100.0, nan]
-    >>> within(np.array([-1.0]), (None, None)).tolist()
-    [-1.0]
-    """
-    lower, upper = bounds
-    if lower is None and upper is None:
-        return x
-    return np.clip(x, lower, upper)
+    return clip_to_bounds(_correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs,
+                                             t_hist, t_fut), *bounds)
 
 
 def _correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,

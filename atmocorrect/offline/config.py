@@ -18,6 +18,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from .. import units as U
 from ..errors import DataError, UsageError
 
@@ -75,6 +77,19 @@ def physical_bounds(variable: str, units: str | None) -> tuple[float | None, flo
     if variable in NON_NEGATIVE_VARIABLES:
         return 0.0, None
     return None, None
+
+
+def clip_to_bounds(x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
+    """``x`` clipped to whichever bounds are given (None: that side unbounded); NaN stays.
+
+    >>> clip_to_bounds(np.array([-3.0, 2.0, np.nan]), 0.0, None).tolist()
+    [0.0, 2.0, nan]
+    """
+    if lower is not None:
+        x = np.maximum(x, float(lower))
+    if upper is not None:
+        x = np.minimum(x, float(upper))
+    return x
 
 
 def default_transform(variable: str) -> Transform:
