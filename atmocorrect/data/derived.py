@@ -42,7 +42,7 @@ import xarray as xr
 from .. import units as U
 from ..errors import DataError, FieldError
 from .conform import check_plausible
-from .readers import find_variable
+from .readers import find_variable, join_in_time
 from .timeaxis import frequency_word, infer_frequency
 
 #: IFS constants of the Tetens/Magnus saturation vapour pressure (IFS documentation, Part IV,
@@ -213,12 +213,7 @@ def _collect(
         return None
     if len(parts) == 1:
         return parts[0], where
-    parts.sort(key=lambda a: a["time"].values[0])
-    da = xr.concat(parts, dim="time", coords="minimal", compat="override", join="override")
-    t = da["time"].values
-    if (t[1:] <= t[:-1]).any():
-        raise DataError(f"reference files {', '.join(where)} overlap in time for {names[0]!r}")
-    return da, where
+    return join_in_time(parts, f"reference files {', '.join(where)} ({names[0]!r})"), where
 
 
 def is_input_of(var: str, name: str) -> bool:

@@ -60,7 +60,7 @@ from .conform import (
 )
 from .coords import check_time_and_grid_only
 from .derived import derive_reference, is_input_of, why_not_derived
-from .readers import find_variable, open_dataset
+from .readers import find_variable, join_in_time, open_dataset
 from .regrid import Frame, Method, Outside, interpolate_to, reference_window, subset_inside
 from .timeaxis import (
     Frequency,
@@ -245,12 +245,7 @@ def gather_variables(
                 f"file(s) ({listed}){hint}"
             )
         if len(parts) > 1:
-            parts.sort(key=lambda a: a["time"].values[0])
-            da = xr.concat(parts, dim="time", coords="minimal", compat="override", join="override")
-            t = da["time"].values
-            if (t[1:] <= t[:-1]).any():
-                raise DataError(f"{role} files {', '.join(where)} overlap in time for {var!r}")
-            da.encoding["source"] = ", ".join(where)
+            da = join_in_time(parts, f"{role} files {', '.join(where)} ({var!r})")
         else:
             da = parts[0]
         stored = str(da.name)

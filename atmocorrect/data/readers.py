@@ -185,19 +185,38 @@ def open_many(
     parts = [open_dataset(p, chunks=chunks, grib_filter=grib_filter) for p in paths]
     if len(parts) == 1:
         return parts[0]
-    parts.sort(key=lambda d: d["time"].values[0])
-    try:
-        merged = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal",
-                           compat="override", join="override")
-    except Exception as exc:
-        raise DataError(
-            f"cannot join {', '.join(map(str, paths))} along time: {type(exc).__name__}: {exc}"
-        ) from exc
-    t = merged["time"].values
-    if np.any(t[1:] <= t[:-1]):
-        raise DataError(f"files {', '.join(map(str, paths))} overlap or repeat time steps")
+    merged = join_in_time(parts, f"files {', '.join(map(str, paths))}")
     merged.encoding["source"] = ", ".join(map(str, paths))
     return merged
+
+
+def join_in_time(parts: Sequence[Any], what: str) -> Any:
+    """Datasets or arrays that continue each other in time (a run split into files), joined in
+    time order; ``what`` names them in the error when they cannot be joined or overlap.
+
+    >>> import cftime
+    >>> t = [cftime.datetime(2000, 1, d, calendar="noleap") for d in (1, 2, 3, 4)]
+    >>> a = xr.DataArray([1.0, 2.0], dims="time", coords={"time": t[:2]})
+    >>> b = xr.DataArray([3.0, 4.0], dims="time", coords={"time": t[2:]})
+    >>> join_in_time([b, a], "parts").values.tolist()
+    [1.0, 2.0, 3.0, 4.0]
+    >>> join_in_time([a, a], "files x.nc, y.nc")
+    Traceback (most recent call last):
+    ...
+    atmocorrect.errors.DataError: files x.nc, y.nc overlap or repeat time steps (2000-01-01 00:00:00 at step 3)
+    """
+    parts = sorted(parts, key=lambda d: d["time"].values[0])
+    try:
+        kwargs = {"data_vars": "minimal"} if isinstance(parts[0], xr.Dataset) else {}
+        joined = xr.concat(parts, dim="time", coords="minimal", compat="override",
+                           join="override", **kwargs)
+    except Exception as exc:
+        raise DataError(f"cannot join {what} along time: {type(exc).__name__}: {exc}") from exc
+    t = joined["time"].values
+    if np.any(t[1:] <= t[:-1]):
+        k = int(np.argmax(t[1:] <= t[:-1])) + 1
+        raise DataError(f"{what} overlap or repeat time steps ({t[k]} at step {k + 1})")
+    return joined
 
 
 def read_variable(
