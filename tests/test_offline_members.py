@@ -213,21 +213,131 @@ def test_evaluation_scores_each_member(ensemble, classical, capsys):
     assert "member_id" in err, err
 
 
-def test_bootstrap_draws_the_same_years_for_every_member(ensemble):
+def test_bootstrap_draws_the_same_years_for_every_member(ensemble, monkeypatch):
     """``--bootstrap`` with members: each resample draws years once for all members, and a
-    method's metric is the mean over its members, so two identical members give exactly the
-    single member's result, and a member file's comparison is between member means."""
-    from atmocorrect.offline.metrics import bootstrap_comparison
+    method's metric in it is the mean over its members of each member's own metric for those
+    years. Two different members (r2 is r1 a year later plus 0.3 K), so that scoring one of
+    them only gives other values: every resample's metrics are checked against the
+    single-member metrics of the rows it drew, and the result against their means."""
+    from atmocorrect.offline import metrics
 
     ds = _load(ensemble["files"]["both"]).sel(time=slice("1991", "1994"))
     ref = load_pair([ensemble["files"]["r1"]], [ensemble["ref"]], PairConfig(("tas",))).ref
-    r = ref["tas"].sel(time=slice("1991", "1994")).values.reshape(-1, 4)
-    t = ds["time"].values
-    a = ds["tas"].isel(member_id=0).values.reshape(-1, 4).astype(float)
-    b = a - 0.4
-    single = bootstrap_comparison(a, b, r, t, ref["time"].sel(time=slice("1991", "1994")).values,
-                                  n=4, frost_threshold=273.15)
-    twice = bootstrap_comparison(np.stack([a, a], 1), np.stack([b, b], 1), r, t,
-                                 ref["time"].sel(time=slice("1991", "1994")).values, n=4,
-                                 frost_threshold=273.15)
-    assert twice == single
+    ref = ref.sel(time=slice("1991", "1994"))
+    r, t, tr = ref["tas"].values.reshape(-1, 4), ds["time"].values, ref["time"].values
+    a = ds["tas"].transpose("time", "member_id", ...).values.reshape(t.size, 2, 4)
+    a = a.astype(float)
+    b = a * 0.9 + 27.0  # another "correction" of the same two members
+    original, calls = metrics._metrics_of, []
+
+    def spy(x, ref_rows, ts, tr_rows, *args):
+        out = original(x, ref_rows, ts, tr_rows, *args)
+        calls.append((np.array(x), np.array(ref_rows), ts, tr_rows, args, out))
+        return out
+
+    monkeypatch.setattr(metrics, "_metrics_of", spy)
+    n = 6
+    result = metrics.bootstrap_comparison(a, b, r, t, tr, n=n, frost_threshold=273.15)
+    assert len(calls) == 2 * n  # per resample: a, then b
+    years = metrics.TimeInfo.of(t, "day").years
+    rows = {y: np.flatnonzero(years == y) for y in np.unique(years)}
+    hows = {k: how for k, _, how in metrics.METRICS}
+    diffs: dict[str, list[float]] = {}
+    drawn_sets = set()
+    for call_a, call_b in zip(calls[::2], calls[1::2], strict=True):
+        ts = call_a[2]
+        # the years this resample drew (sorted, with repeats), as rows of the held-out period
+        drawn = [y for y in np.unique(ts.years)
+                 for _ in range((ts.years == y).sum() // rows[y].size)]
+        drawn_sets.add(tuple(drawn))
+        pick = np.concatenate([rows[y] for y in drawn])
+        np.testing.assert_array_equal(ts.years, years[pick])
+        np.testing.assert_array_equal(call_b[2].years, ts.years)  # a and b: the same years
+        np.testing.assert_array_equal(call_b[1], call_a[1])  # and the same reference draw
+        means = []
+        for full, (x, ref_rows, ts_x, tr_x, args, got) in ((a, call_a), (b, call_b)):
+            # both members, each at the drawn rows: the same years for every member
+            assert x.shape == (pick.size, 2, 4)
+            np.testing.assert_array_equal(x, full[pick])
+            single = [metrics.marginal_metrics(full[pick][:, k], ref_rows, ts_x, tr_x, *args)
+                      for k in range(2)]
+            # the members' metrics differ, so one member's alone is not their mean
+            assert max(abs(single[0][k] - single[1][k]) for k in single[0]) > 0.01, single
+            mean = {k: (single[0][k] + single[1][k]) / 2 for k in single[0]}
+            assert got == pytest.approx(mean, rel=1e-9, abs=1e-12)
+            means.append(mean)
+        for k in means[0]:
+            diffs.setdefault(k, []).append(metrics.score(means[0][k], hows[k])
+                                           - metrics.score(means[1][k], hows[k]))
+    assert len(drawn_sets) > 1, drawn_sets  # the resamples drew different years
+    assert set(result) == set(diffs)
+    for k, d in diffs.items():
+        arr = np.asarray(d)
+        assert result[k] == pytest.approx({
+            "share_at_least_as_good": float(np.mean(arr <= 0)),
+            "score_diff_p05": float(np.percentile(arr, 5)),
+            "score_diff_p95": float(np.percentile(arr, 95))}, rel=1e-9, abs=1e-12), k
+
+
+@pytest.fixture(scope="module")
+def layouts(ensemble):
+    """The 2-member file in other member layouts: without labels (no ``member_id``
+    coordinate), without labels and 3 members, one member, other labels."""
+    d, files = ensemble["dir"], ensemble["files"]
+    ds = _load(files["both"])
+    out = {"labels": files["both"], "r1": files["r1"]}
+    variants = {
+        "no_labels": ds.drop_vars("member_id"),
+        "no_labels_3": ds.isel(member_id=[0, 1, 0]).drop_vars("member_id"),
+        "only_r2": ds.isel(member_id=[1]),
+        "r3_r2": ds.assign_coords(member_id=["r3i1p1f1", "r2i1p1f1"]),
+    }
+    for key, v in variants.items():
+        out[key] = d / f"tas_layout_{key}.nc"
+        v.to_netcdf(out[key])
+    return out
+
+
+# (historical of `correct` = baseline of a signal, input of `correct` = the signal's future,
+#  accepted, words of both errors)
+LAYOUTS = {
+    "labels on both": ("labels", "labels", True, []),
+    "labels on both, more in the historical run": ("labels", "only_r2", True, []),
+    "labels on neither, same count": ("no_labels", "no_labels", True, []),
+    "labels on the historical run only": ("labels", "no_labels", False,
+                                          ["labels its members along 'member_id'"]),
+    "labels on the input only": ("no_labels", "labels", False,
+                                 ["labels its members along 'member_id'"]),
+    "labels on neither, other counts": ("no_labels_3", "no_labels", False,
+                                        ["without labels to match them"]),
+    "an input member the historical run lacks": ("labels", "r3_r2", False, ["'r3i1p1f1'"]),
+    "members in the input only": ("r1", "labels", False, ["has no member dim"]),
+    "members in the historical run only": ("labels", "r1", False, ["has no member dim"]),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_correct_and_evaluate_pair_members_alike(ensemble, classical, layouts, layout,
+                                                 capsys):
+    """`correct` (classical: input member <- its historical member) and `evaluate offline`
+    (signal: future member <- its baseline member) pair two files' members by the one rule
+    (coords.match_members), so they accept and refuse the same layouts, naming the same."""
+    hist_key, inp_key, accepted, words = LAYOUTS[layout]
+    hist, inp = layouts[hist_key], layouts[inp_key]
+    out = ensemble["dir"] / f"qdm_layout_{hist_key}_{inp_key}.nc"
+    rc_correct = _qdm(ensemble, hist, inp, out)
+    err_correct = capsys.readouterr().err
+    rc_evaluate = cli.main(["evaluate", "offline", "--reference", str(ensemble["ref"]),
+                            "--period", "1991-1994", "--baseline-period", "1979-1984",
+                            "--method", f"raw={inp}", "--signal", f"raw={hist}:{inp}"])
+    err_evaluate = capsys.readouterr().err
+    assert (rc_correct, rc_evaluate) == ((0, 0) if accepted else (1, 1)), (err_correct,
+                                                                          err_evaluate)
+    if accepted:
+        if layout == "labels on neither, same count":  # by position: as by label here
+            np.testing.assert_array_equal(_load(out)["tas"].values,
+                                          _load(classical["both"])["tas"].values)
+        return
+    assert not out.exists()
+    for err in (err_correct, err_evaluate):
+        assert all(w in err for w in [hist.name, inp.name, "member_id", *words]), err

@@ -256,6 +256,88 @@ def describe_dim(da: xr.DataArray, dim: str) -> str:
     return f"{dim} ({size}: {labels}{', ...' if size > 3 else ''})"
 
 
+def _labels_along(da: xr.DataArray, dim: str) -> list:
+    return [v.decode() if isinstance(v, bytes) else v for v in da[dim].values.tolist()]
+
+
+def match_members(x: xr.DataArray, other: xr.DataArray, what_x: str, what_other: str,
+                  how: str) -> dict[str, list[int]]:
+    """Per member dim, the positions in ``other`` of ``x``'s ensemble members, in ``x``'s
+    order (for ``other.isel(...)``; ``{}`` when neither has members): the one rule by which
+    two files' members are paired (an input and its historical run in ``correct``, a signal's
+    future and its baseline in ``evaluate offline``).
+
+    Along each member dim, members are matched by label (the dim's coordinate) when both
+    files label them, ``other`` holding every member of ``x`` and possibly more; by position
+    when neither labels them and both have as many. Anything else (members on one side only,
+    other member dims, a member ``other`` lacks, labels on one side only, different counts
+    without labels) is a :class:`DataError` naming both files (``what_x``, ``what_other``),
+    the dim and the members at fault, and saying ``how`` the members are used.
+
+    >>> x = xr.DataArray(np.zeros((2, 1)), dims=("member_id", "time"), name="tas",
+    ...                  coords={"member_id": ["r2i1p1f1", "r1i1p1f1"]})
+    >>> hist = xr.DataArray(np.zeros((3, 1)), dims=("member_id", "time"), name="tas",
+    ...                     coords={"member_id": ["r1i1p1f1", "r2i1p1f1", "r3i1p1f1"]})
+    >>> match_members(x, hist, "input a.nc", "the historical simulation b.nc", "why")
+    {'member_id': [1, 0]}
+    >>> match_members(x.drop_vars("member_id"), hist.isel(member_id=[0, 1]), "input a.nc",
+    ...               "the historical simulation b.nc", "why")
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: the historical simulation b.nc labels its members along 'member_id' (member_id (2: 'r1i1p1f1', 'r2i1p1f1')) but input a.nc does not (member_id (2)), so they cannot be matched: why; give both a 'member_id' coordinate with the member labels, or neither (matched by position)
+    """
+    mx, mo = member_dims(x), member_dims(other)
+    if not mx and not mo:
+        return {}
+    dx, do = (", ".join(describe_dim(da, d) for d in dims) for da, dims in ((x, mx), (other, mo)))
+    if not mo:
+        raise DataError(
+            f"{what_x}: variable {x.name!r} has dims {dx} (ensemble members) but {what_other} "
+            f"has no member dim: {how}; give both with the same members along {mx[0]!r}, or "
+            f"give {what_x} one member at a time (xarray .isel({mx[0]}=0), cdo/ncks)")
+    if not mx:
+        raise DataError(
+            f"{what_other}: variable {other.name!r} has dims {do} (ensemble members) but "
+            f"{what_x} has no member dim: {how}; select in {what_other} the member that goes "
+            f"with {what_x} (xarray .isel({mo[0]}=...), cdo/ncks), or give both with the same "
+            "members")
+    if set(mx) != set(mo):
+        raise DataError(f"{what_x} and {what_other} index their ensemble members along "
+                        f"different dims ({dx} vs {do}): {how}; rename one")
+    pick: dict[str, list[int]] = {}
+    for d in mx:
+        labelled = [w for da, w in ((x, what_x), (other, what_other)) if d in da.coords]
+        if len(labelled) == 1:
+            unlabelled = what_other if labelled[0] == what_x else what_x
+            described = {what_x: describe_dim(x, d), what_other: describe_dim(other, d)}
+            raise DataError(
+                f"{labelled[0]} labels its members along {d!r} ({described[labelled[0]]}) but "
+                f"{unlabelled} does not ({described[unlabelled]}), so they cannot be matched: "
+                f"{how}; give both a {d!r} coordinate with the member labels, or neither "
+                "(matched by position)")
+        if not labelled:
+            if x.sizes[d] != other.sizes[d]:
+                raise DataError(
+                    f"{what_x} and {what_other} have {x.sizes[d]} and {other.sizes[d]} members "
+                    f"along {d!r}, without labels to match them: {how}; give both a {d!r} "
+                    "coordinate with the member labels")
+            pick[d] = list(range(x.sizes[d]))
+            continue
+        want, have = _labels_along(x, d), _labels_along(other, d)
+        missing = [w for w in want if w not in have]
+        if missing:
+            raise DataError(
+                f"{what_x} has members {', '.join(map(repr, missing[:5]))}"
+                f"{', ...' if len(missing) > 5 else ''} along {d!r} that {what_other} lacks "
+                f"({describe_dim(other, d)}): {how}; every member of {what_x} must be in "
+                f"{what_other}")
+        repeated = sorted({repr(w) for w in want if have.count(w) > 1})
+        if repeated:
+            raise DataError(f"{what_other} repeats members {', '.join(repeated[:5])} along "
+                            f"{d!r}, so those of {what_x} cannot be matched by label: {how}")
+        pick[d] = [have.index(w) for w in want]
+    return pick
+
+
 def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulation",
                              allow_members: bool = False) -> None:
     """Raise a :class:`DataError` when ``da`` has dims besides ``time``, its horizontal grid

@@ -35,10 +35,9 @@ from ..checkpoint import Manifest, read_manifest, read_weights
 from ..data.coords import (
     cell_latlon,
     check_time_and_grid_only,
-    describe_dim,
     horizontal_dims,
     is_regular_grid,
-    member_dims,
+    match_members,
     restore_layout,
 )
 from ..data.pairs import PairConfig, load_pair
@@ -422,52 +421,18 @@ def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t
 def _calibration_members(x: xr.DataArray, hist: xr.DataArray, source: str, hist_files: str,
                          method: str) -> xr.DataArray:
     """The historical simulation ``hist`` of the calibration, member by member as the input
-    ``x``: each input member is calibrated on the member of the same label (the scenario run
-    continues its own historical run), so ``hist`` must have the input's member dims and
-    every input member (more members are fine: CMIP6 extends only some historical members
-    into each scenario); they are taken in the input's order. Without members on either side,
-    ``hist`` as it is; members on one side only are an error naming both files."""
-    mx, mh = member_dims(x), member_dims(hist)
-    if not mx and not mh:
-        return hist
-    what_x = f"the input {source} ({x.name!r}: {', '.join(describe_dim(x, d) for d in mx)})"
-    what_h = (f"the historical simulation {hist_files} "
-              f"({', '.join(describe_dim(hist, d) for d in mh)})")
-    how = (f"--method {method} calibrates each ensemble member on the same member of the "
-           "historical simulation (a scenario run continues its own historical run)")
-    if not mh:
-        raise DataError(
-            f"input {source}: variable {x.name!r} has dims "
-            f"{', '.join(describe_dim(x, d) for d in mx)} (ensemble members) but the "
-            f"historical simulation {hist_files} has no member dim: {how}; give --historical "
-            f"with the same members along {mx[0]!r}, or correct one member at a time (xarray "
-            f".isel({mx[0]}=0), cdo/ncks)")
-    if not mx:
-        raise DataError(
-            f"the historical simulation {hist_files}: variable {hist.name!r} has dims "
-            f"{', '.join(describe_dim(hist, d) for d in mh)} (ensemble members) but the input "
-            f"{source} has no member dim: {how}; select in the historical simulation the "
-            f"member that the input continues (xarray .isel({mh[0]}=...), cdo/ncks), or give "
-            "the input with the same members")
-    if set(mx) != set(mh):
-        raise DataError(f"{what_x} and {what_h} index their ensemble members along different "
-                        f"dims ({', '.join(mx)} vs {', '.join(mh)}); {how}: rename one")
-    pick = {}
-    for d in mx:
-        if d in x.coords and d in hist.coords:
-            want, have = x[d].values.tolist(), hist[d].values.tolist()
-            missing = [w for w in want if w not in have]
-            if missing:
-                raise DataError(
-                    f"{what_x} has members {', '.join(map(repr, missing[:5]))} along {d!r} that "
-                    f"{what_h} lacks; {how}: give a historical simulation with every member "
-                    "of the input")
-            pick[d] = [have.index(w) for w in want]
-        elif x.sizes[d] != hist.sizes[d]:
-            raise DataError(f"{what_x} and {what_h} have {x.sizes[d]} and {hist.sizes[d]} "
-                            f"members along {d!r}, without labels to match them; {how}")
-    out = hist.isel(pick) if pick else hist
-    return out.drop_vars([d for d in mx if d in out.coords and d not in x.coords])
+    ``x``: each input member is calibrated on its own member of ``hist`` (the scenario run
+    continues its own historical run), paired as by ``evaluate offline``
+    (:func:`~atmocorrect.data.coords.match_members`: by label, ``hist`` holding every input
+    member and possibly more, as CMIP6 extends only some historical members into each
+    scenario; by position where neither file labels its members); they are taken in the
+    input's order. Without members on either side, ``hist`` as it is; members on one side only
+    are an error naming both files."""
+    pick = match_members(
+        x, hist, f"input {source}", f"the historical simulation {hist_files}",
+        f"--method {method} calibrates each ensemble member on the same member of the "
+        "historical simulation (a scenario run continues its own historical run)")
+    return hist.isel(pick) if pick else hist
 
 
 def crop_to_cells(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,

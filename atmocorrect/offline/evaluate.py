@@ -13,7 +13,8 @@ Files with ensemble members (a ``member_id``/``realization`` dim; never the refe
 scored member by member, each member against the one reference; the table and ``methods``
 hold the mean over members (as every metric is a mean over points), and the report gains
 ``"members": {name: {member: {metric: value}}}``. The climate-change signal likewise: per
-member (the baseline's member of the same label), then averaged.
+member (the baseline's member of the same label; of the same position where neither file
+labels its members: :func:`~atmocorrect.data.coords.match_members`), then averaged.
 
 Example
 -------
@@ -44,7 +45,13 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
-from ..data.coords import cell_latlon, check_time_and_grid_only, member_dims, member_labels
+from ..data.coords import (
+    cell_latlon,
+    check_time_and_grid_only,
+    match_members,
+    member_dims,
+    member_labels,
+)
 from ..data.pairs import PairConfig, load_pair
 from ..data.readers import open_many
 from ..data.timeaxis import format_period, months, parse_period, require_period, select_years
@@ -153,33 +160,6 @@ def _grid_like(ref: xr.DataArray, sim: xr.DataArray) -> xr.DataArray:
     return ref.transpose("time", *rest) if set(ref.dims) == {"time", *rest} else ref
 
 
-def _matching_members(base: xr.DataArray, fut: xr.DataArray, what_base: str,
-                      what_fut: str) -> list[int]:
-    """Per member of the future ``fut``, the index of the baseline member of the same label
-    (the scenario run continues its own historical run); an error naming both files and the
-    dim when the future has members the baseline lacks, or members on one side only."""
-    mb, mf = member_dims(base), member_dims(fut)
-    if not mb and not mf:
-        return [0]
-    if set(mb) != set(mf):
-        raise DataError(
-            f"{what_fut} and {what_base} differ in ensemble members ({_var_dims(fut, mf)} vs "
-            f"{_var_dims(base, mb)}): the climate-change signal is taken member by member; "
-            "give both with the same member dim")
-    lb, lf = member_labels(base, mf), member_labels(fut, mf)
-    missing = [lab for lab in lf if lab not in lb]
-    if missing:
-        shown = ", ".join("/".join(map(str, m)) for m in missing[:5])
-        raise DataError(f"{what_fut} has members {shown} along {'/'.join(mf)} that "
-                        f"{what_base} lacks: the climate-change signal is taken member by "
-                        "member")
-    return [lb.index(lab) for lab in lf]
-
-
-def _var_dims(da: xr.DataArray, dims: Sequence[str]) -> str:
-    return ", ".join(f"{d} ({da.sizes[d]})" for d in dims) if dims else "none"
-
-
 def _members_entry(da: xr.DataArray, labels: Sequence[str]) -> dict[str, Any]:
     """What ``meta.members`` says of a method's file: its member dims and members."""
     return {"dims": list(member_dims(da)), "count": len(labels), "labels": list(labels)}
@@ -270,10 +250,12 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
                 check_time_and_grid_only(da, what, "signal file", allow_members=True)
             key = f"{var}:climate_change_signal" if multi else "climate_change_signal"
             scale, _ = display_units(str(base[var].attrs.get("units", "")))
-            pick = _matching_members(base[var], fut[var], what_b, what_f)
+            # each future member's own baseline member (the scenario continues its run)
+            pick = match_members(fut[var], base[var], what_f, what_b,
+                                 "the climate-change signal is taken member by member")
             labels, f3 = _by_member(fut[var])
-            in_order = base[var].transpose("time", *member_dims(fut[var]), ...)
-            b3 = _by_member(in_order)[1][:, pick]
+            in_order = base[var].isel(pick).transpose("time", *member_dims(fut[var]), ...)
+            b3 = _by_member(in_order)[1]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (masked) points
                 # (members, points): each member's future minus its own baseline
