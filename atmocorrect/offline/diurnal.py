@@ -9,7 +9,10 @@ its own one-hot code, climatology features and tokens), trained on the daily ser
 time of day; ``correct`` splits the input by time of day, corrects each slot's series as
 that variable (own-era ranks among the slot's values, exactly as daily data) and puts the
 values back in time order. The checkpoint records the slots (hyperparameter ``diurnal``),
-and an input at other times of day is refused.
+and an input at other times of day is refused. At training, each slot is paired with the
+reference's values over the same steps (:func:`calibration_slots`): a slot's label is the
+simulation's stamp, which CF lets lie anywhere in the step (03:00 can be the mean over
+00:00-03:00), so the pairing follows the steps, not the labels.
 
 Example
 -------
@@ -71,32 +74,65 @@ def describe_slots(slots: Sequence[int]) -> str:
     return ", ".join(format_time_of_day(s) for s in slots) + " UTC"
 
 
-def calibration_slots(sim_times: np.ndarray, ref_times: np.ndarray, sim_where: str,
-                      ref_where: str) -> tuple[tuple[int, ...], list[np.ndarray], list[np.ndarray]]:
+def calibration_slots(sim_times: np.ndarray, ref_times: np.ndarray, step: int, sim_where: str,
+                      ref_where: str, *, stamp_offset: int | None = None, ref_offset: int = 0
+                      ) -> tuple[tuple[int, ...], list[np.ndarray], list[np.ndarray]]:
     """The simulation's times of day and, per slot, the time indices of the simulation and of
-    the reference that belong to it.
+    the reference that belong to it: the reference's values over the same steps of ``step``
+    seconds (or at the same instants).
 
-    The reference (brought to the simulation's steps by the pair: instants sampled at the
-    simulation's stamps, or means over its steps labelled by their start) must have the
-    simulation's times of day, or the same ones shifted by less than a step (a model's 3-hour
-    means stamped mid-step, 01:30, against the same steps labelled 00:00): they are then
-    paired in order. Anything else is an error naming both files and their times of day.
+    Each simulation value describes the step that starts ``stamp_offset`` seconds before its
+    stamp (0: instants, or means stamped at the start of their steps; ``step // 2``: mid-step;
+    ``step``: at the end, CF allows any of them), each reference value the step that starts
+    ``ref_offset`` seconds before its label (0: the pair's means over the simulation's steps
+    are labelled by their start, instants are sampled at the simulation's stamps; ``step``:
+    a reference at the simulation's own step whose values end at their stamps, ERA5 ``tp``).
+    The slot at time of day ``s`` is paired with the reference's label at ``s - stamp_offset
+    + ref_offset``, which must exist. With ``stamp_offset=None`` (means without time bounds)
+    it is told from the stamps when they lie inside the reference's steps (01:30 for the
+    step 00:00-03:00); stamps on the steps' boundaries are ambiguous (the means over the 3
+    hours after 03:00 or before?) and an error, as is any mismatch, naming both files.
+
+    >>> import cftime
+    >>> sim = np.array([cftime.DatetimeGregorian(2000, 1, 1, h) for h in (3, 6, 9)])
+    >>> ref = np.array([cftime.DatetimeGregorian(2000, 1, 1, h) for h in (0, 3, 6)])
+    >>> _, s, r = calibration_slots(sim, ref, 10800, "sim.nc", "ref.nc", stamp_offset=10800)
+    >>> [(a.tolist(), b.tolist()) for a, b in zip(s, r, strict=True)]  # 03:00: 00:00-03:00
+    [([0], [0]), ([1], [1]), ([2], [2])]
     """
     s_tod, r_tod = times_of_day(sim_times), times_of_day(ref_times)
     slots = tuple(int(s) for s in np.unique(s_tod))
     r_slots = tuple(int(s) for s in np.unique(r_tod))
-    if r_slots != slots:
-        shift = np.array(slots) - np.array(r_slots) if len(r_slots) == len(slots) else None
-        spacing = min(np.diff((*slots, slots[0] + DAY)))
-        if shift is None or np.unique(shift).size != 1 or not 0 < shift[0] < spacing:
+    step = int(step)
+    mismatch = (
+        f"the reference {ref_where} has the times of day {describe_slots(r_slots)}, the "
+        f"simulation {sim_where} {describe_slots(slots)}")
+    pooled = "train one correction over all hours (diurnal='pooled', --diurnal pooled)"
+    if stamp_offset is None:
+        starts = np.mod(np.array(r_slots) - ref_offset, DAY)  # the reference's steps
+        inside = np.unique(np.mod(np.array(slots) - starts[0], step))
+        if inside.size == 1 and inside[0] == 0:
+            hours, starts_at = f"{step / 3600:g} hours", describe_slots(sorted(starts.tolist()))
             raise DataError(
-                f"the reference {ref_where} has the times of day {describe_slots(r_slots)}, "
-                f"the simulation {sim_where} {describe_slots(slots)}: a correction per time "
-                "of day (diurnal='slots') pairs each of the simulation's times of day with "
-                "the reference's; give a reference at the simulation's times of day, or "
-                "train one correction over all hours (diurnal='pooled', --diurnal pooled)")
+                f"the simulation {sim_where} holds values stamped on the boundaries of its "
+                f"{step / 3600:g}-hour steps ({describe_slots(slots)}), without time bounds "
+                "that say which step each describes: whether its value at "
+                f"{format_time_of_day(slots[min(1, len(slots) - 1)])} describes the {hours} "
+                "before it or after it cannot be told, and a "
+                "correction per time of day (diurnal='slots') paired with the wrong step of "
+                f"the reference {ref_where} (steps from {starts_at}) "
+                "would shift the diurnal cycle by a step. Give the simulation CF time bounds "
+                "(time_bnds), stamp its means mid-step, say cell_methods 'time: point' if "
+                "they are instants, or " + pooled)
+        stamp_offset = int(inside[0]) if inside.size == 1 else -1  # -1: matches nothing
+    targets = [int((s - stamp_offset + ref_offset) % DAY) for s in slots]
+    if stamp_offset < 0 or not set(targets) <= set(r_slots):
+        raise DataError(
+            f"{mismatch}: a correction per time of day (diurnal='slots') pairs each of the "
+            "simulation's times of day with the reference's values over the same steps; "
+            "give a reference at the simulation's times of day, or " + pooled)
     sim_rows = [np.flatnonzero(s_tod == s) for s in slots]
-    ref_rows = [np.flatnonzero(r_tod == r) for r in r_slots]
+    ref_rows = [np.flatnonzero(r_tod == r) for r in targets]
     return slots, sim_rows, ref_rows
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
 from ..data.coords import cell_latlon, member_dims
-from ..data.pairs import Pair, PairConfig, load_pair
+from ..data.pairs import Pair, PairConfig, ends_its_step, is_instantaneous, load_pair
 from ..data.timeaxis import (
     format_period,
     parse_period,
@@ -181,7 +181,8 @@ def _bounds(var: str, units: str, transform: str, where: str
 def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: str, role: str,
                   where: str) -> None:
     """One warning when calibration values lie beyond the bounds (CMIP6 hurs above 100 %:
-    supersaturation): they are clipped for the transform, not refused."""
+    supersaturation): they are clipped for the transform, not refused. ``var``: the name of
+    the series (``hurs``, or ``hurs@12:00`` for one time of day)."""
     from ..models.offline_quantile import count_outside, outside_message
 
     if count_outside(x, lower, upper):
@@ -190,20 +191,65 @@ def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: st
                       "clipped to the bounds for the logit transform", stacklevel=3)
 
 
-def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig
+def _stamp_offset(pair: Pair, var: str, step: int) -> int | None:
+    """Seconds from the start of the step each simulation value of ``var`` describes to its
+    time stamp: 0 for instants (CF ``time: point``), else from the CF time bounds of its first
+    file (0: stamped at the start, ``step // 2`` mid-step, ``step`` at the end); None without
+    bounds (or with bounds that are not steps of ``step`` seconds at one offset)."""
+    from ..data.readers import open_dataset
+
+    if is_instantaneous(pair.sim[var]):
+        return 0
+    files = pair.sources.get(f"simulation:{var}") or ()
+    if not files:
+        return None
+    try:
+        ds = open_dataset(files[0], check=False)
+    except DataError:
+        return None
+    with ds:
+        name = ds["time"].attrs.get("bounds") or ds["time"].encoding.get("bounds")
+        if name not in ds.variables or ds[name].ndim != 2 or ds[name].shape[1] != 2:
+            return None
+        bounds = ds[name].values
+        if bounds.dtype.kind not in "OM":  # not decoded as times
+            return None
+        stamps = whole_seconds(ds["time"].values)
+        lower, upper = whole_seconds(bounds[:, 0]), whole_seconds(bounds[:, 1])
+    offset = np.unique(stamps - lower)
+    if offset.size != 1 or not 0 <= offset[0] <= step or np.any(upper - lower != step):
+        return None
+    return int(offset[0])
+
+
+def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig, step: int
             ) -> tuple[tuple[int, ...], list[tuple[str, str, xr.Dataset, xr.Dataset]]]:
     """The calibration series the network learns: ``(variable, name, simulation,
     reference)`` per variable, or for sub-daily data with ``cfg.diurnal == "slots"`` per
-    variable and time of day (``tas@03:00``: the time steps at that time of day, variable-major)
-    and the slots (seconds after 00:00; empty without slots)."""
+    variable and time of day (``tas@03:00``: the time steps at that time of day, variable-major,
+    and the reference's values over the same steps, see
+    :func:`~atmocorrect.offline.diurnal.calibration_slots`) and the slots (seconds after
+    00:00; empty without slots). ``step``: the simulation's time step in seconds."""
     if pair.frequency != "subdaily" or cfg.diurnal == "pooled":
         return (), [(v, v, sim, ref) for v in pair.variables]
-    first = pair.variables[0]
-    slots, s_rows, r_rows = calibration_slots(
-        sim["time"].values, ref["time"].values, _files(pair, "simulation", first),
-        _files(pair, "reference", first))
-    return slots, [(v, slot_name(v, s), sim.isel(time=si), ref.isel(time=ri))
-                   for v in pair.variables for s, si, ri in zip(slots, s_rows, r_rows, strict=True)]
+    slots: tuple[int, ...] = ()
+    series = []
+    for v in pair.variables:
+        # the pair labels its means over the simulation's steps by their start and samples
+        # instants at the simulation's stamps; a reference at the simulation's own step is
+        # as read (ERA5 tp: each value the step ending at its stamp)
+        as_read = "aggregation" not in ref[v].attrs and not is_instantaneous(sim[v])
+        s, s_rows, r_rows = calibration_slots(
+            sim["time"].values, ref["time"].values, step, _files(pair, "simulation", v),
+            _files(pair, "reference", v), stamp_offset=_stamp_offset(pair, v, step),
+            ref_offset=step if as_read and ends_its_step(ref[v]) else 0)
+        if slots and s != slots:  # one time axis: cannot happen
+            raise DataError(f"the simulation's variables have different times of day: {v!r} "
+                            f"{describe_slots(s)}, {pair.variables[0]!r} {describe_slots(slots)}")
+        slots = s
+        series += [(v, slot_name(v, t), sim.isel(time=si), ref.isel(time=ri))
+                   for t, si, ri in zip(s, s_rows, r_rows, strict=True)]
+    return slots, series
 
 
 def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dataset,
@@ -225,11 +271,16 @@ def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dat
     if transform == "logit":
         assert lower is not None and upper is not None
         for role, x in (("simulation", xs), ("reference", xr_)):
-            _warn_outside(x, lower, upper, units, var, role, _files(pair, role, var))
+            _warn_outside(x, lower, upper, units, name, role, _files(pair, role, var))
         xs, xr_ = logit_forward(xs, lower, upper), logit_forward(xr_, lower, upper)
     if transform == "log":
-        if np.nanmin(xs) < 0 or np.nanmin(xr_) < 0:
-            raise DataError(f"variable {var!r} has negative values; a log transform needs >= 0")
+        for role, x in (("simulation", xs), ("reference", xr_)):
+            low = float(np.nanmin(x)) if np.isfinite(x).any() else 0.0
+            if low < 0:
+                raise DataError(
+                    f"{role} {_files(pair, role, var)}: variable {name!r} has negative values "
+                    f"(minimum {low:.4g} {units}) in {format_period(cfg.calibration)}; its log "
+                    "transform needs values >= 0 (another transform: TrainConfig.transforms)")
         offset = 0.01 * float(np.nanmean(xs))
         dry = 0.5 * offset
         wet = wet_threshold(var, sim[var].attrs.get("units"), step)
@@ -273,7 +324,7 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     members = member_dims(sim[pair.variables[0]])
     one_member = sim.isel({d: 0 for d in members}, drop=True)
     step = step_seconds(sim["time"].values)
-    slots, series = _series(pair, sim, ref, cfg)
+    slots, series = _series(pair, sim, ref, cfg, int(round(step)))
     out = [_variable_data(pair, var, name, s, r, cfg, members, step)
            for var, name, s, r in series]
     lat, lon, grid_shape = _grid_points(one_member[pair.variables[0]])
