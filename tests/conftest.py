@@ -8,11 +8,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "tests" / "_build"
 VENV_BIN = Path(sys.executable).parent
+
+
+def hourly_times(days) -> np.ndarray:
+    """The 24 hourly stamps 00:00..23:00 of each day (cftime days), in time order."""
+    return np.array([d + np.timedelta64(h, "h").item() for d in days for h in range(24)])
+
+
+def diurnal_anomaly(days, rng) -> np.ndarray:
+    """(days, 24) a synthetic diurnal cycle with zero daily mean for hourly test references
+    built from real daily means: two harmonics of 24 h peaking mid-afternoon, an amplitude
+    larger in summer (3 +- 2 K) and varying from day to day (clouds; one ``rng`` draw a day)."""
+    doy = np.array([t.dayofyr for t in days])
+    hours = np.arange(24)
+    amp = (3.0 + 2.0 * np.cos(2 * np.pi * (doy - 180) / 365))[:, None] * rng.uniform(
+        0.4, 1.3, (len(days), 1))
+    shape = np.cos(2 * np.pi * (hours - 15) / 24) + 0.3 * np.cos(4 * np.pi * (hours - 3) / 24)
+    return amp * shape[None, :]
+
 
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1",

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import diurnal_anomaly, hourly_times
 
 from atmocorrect import cli
 from atmocorrect.data import samples
@@ -107,10 +108,6 @@ def test_derivation_table():
 
 
 # ------------------------------------------------------------------ the hourly reference
-def _hourly_times(days: np.ndarray) -> np.ndarray:
-    return np.array([d + np.timedelta64(h, "h").item() for d in days for h in HOURS])
-
-
 def _write(ds: xr.Dataset, path: Path, units: str = "hours since 1979-01-01") -> Path:
     ds["time"].encoding = {"units": units, "calendar": "proleptic_gregorian", "dtype": "int64"}
     ds.to_netcdf(path)
@@ -143,12 +140,9 @@ def case(sample_data, tmp_path_factory) -> dict:
         time=YEARS, lon=slice(9, 11)).load()
     days = daily["time"].values
     rng = np.random.default_rng(1)
+    anom = diurnal_anomaly(days, rng)[:, :, None, None]  # (days, 24, 1, 1), zero daily mean
     doy = np.array([t.dayofyr for t in days])
     season = np.cos(2 * np.pi * (doy - 180) / 365)[:, None, None, None]
-    amp = (3.0 + 2.0 * season) * rng.uniform(0.4, 1.3, (days.size, 1, 1, 1))
-    shape = (np.cos(2 * np.pi * (HOURS - 15) / 24)
-             + 0.3 * np.cos(4 * np.pi * (HOURS - 3) / 24))[None, :, None, None]
-    anom = amp * shape  # (days, 24, 1, 1), zero daily mean
     base = daily.values.astype("f8")[:, None]
     t2m = base + anom
     # dewpoint: a depression of 2..8 K (largest in summer, varying from day to day) and a
@@ -160,7 +154,7 @@ def case(sample_data, tmp_path_factory) -> dict:
     mean_v = rng.normal(0.5, 3.0, (days.size, 1, *daily.shape[1:]))
     turn = 2 * np.pi * HOURS[None, :, None, None] / 24
     u10, v10 = mean_u + 4.0 * np.cos(turn), mean_v + 4.0 * np.sin(turn)
-    times = _hourly_times(days)
+    times = hourly_times(days)
     coords = {"time": times, "lat": daily["lat"], "lon": daily["lon"]}
     dims = ("time", "lat", "lon")
     hourly = {n: x.reshape(-1, *daily.shape[1:]) for n, x in

@@ -21,6 +21,7 @@ import cftime
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import diurnal_anomaly, hourly_times
 
 from atmocorrect import cli
 from atmocorrect.data import samples
@@ -29,7 +30,6 @@ from atmocorrect.errors import DataError
 
 CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
 YEARS = slice("1979", "1981")
-HOURS = np.arange(24)
 INCOMPLETE = "hold fewer values than a complete"
 
 
@@ -44,10 +44,6 @@ def _write(ds: xr.Dataset, path: Path, units: str = "hours since 1979-01-01",
     return path
 
 
-def _hourly_times(days: np.ndarray) -> np.ndarray:
-    return np.array([d + np.timedelta64(h, "h").item() for d in days for h in HOURS])
-
-
 def _interp(da: xr.DataArray, sim: xr.Dataset) -> np.ndarray:
     """Bilinear interpolation to the model's points, as the pair does."""
     return da.interp(lat=sim["lat"].astype("f8"), lon=sim["lon"].astype("f8")).values
@@ -59,18 +55,12 @@ def case(sample_data, tmp_path_factory) -> dict:
     daily = _open(sample_data / samples.DAILY_REFERENCE)["t2m"].sel(
         time=YEARS, lon=slice(9, 11)).load()
     days = daily["time"].values
-    rng = np.random.default_rng(0)
-    doy = np.array([t.dayofyr for t in days])
-    # amplitude: larger in summer, day to day varying (clouds); two harmonics of 24 h, so the
-    # mean over the 24 hours is zero and the daily mean of the hours is the real daily mean
-    amp = (3.0 + 2.0 * np.cos(2 * np.pi * (doy - 180) / 365))[:, None] * rng.uniform(
-        0.4, 1.3, (days.size, 1))
-    shape = (np.cos(2 * np.pi * (HOURS - 15) / 24) + 0.3 * np.cos(4 * np.pi * (HOURS - 3) / 24))
-    anom = amp * shape[None, :]  # (days, 24)
+    # zero mean over the 24 hours: the daily mean of the hours is the real daily mean
+    anom = diurnal_anomaly(days, np.random.default_rng(0))  # (days, 24)
     hourly = daily.values.astype("f8")[:, None] + anom[:, :, None, None] * (
         1.0 + 0.05 * daily["lat"].values[None, None, :, None] - 2.5)  # cells differ a little
     np.testing.assert_allclose(hourly.mean(1), daily.values, atol=1e-4)
-    times = _hourly_times(days)
+    times = hourly_times(days)
     t2m = xr.DataArray(hourly.reshape(-1, *daily.shape[1:]), dims=("time", "lat", "lon"),
                        coords={"time": times, "lat": daily["lat"], "lon": daily["lon"]},
                        attrs=daily.attrs, name="t2m")  # float64, so means are exact
