@@ -42,7 +42,7 @@ import xarray as xr
 from .. import units as U
 from ..errors import DataError, FieldError
 from .conform import check_plausible
-from .readers import find_variable, join_in_time
+from .readers import collect_variable
 from .timeaxis import frequency_word, infer_frequency
 
 #: IFS constants of the Tetens/Magnus saturation vapour pressure (IFS documentation, Part IV,
@@ -196,26 +196,6 @@ def _alternatives(names: Sequence[str]) -> str:
     return names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
 
 
-def _collect(
-    files: Sequence[Path], opened: Sequence[xr.Dataset], names: Sequence[str]
-) -> tuple[xr.DataArray, list[str]] | None:
-    """The variable stored under one of ``names``, joined along time over the files that hold
-    it (in time order), and those files; None when no file holds it."""
-    parts, where = [], []
-    for path, ds in zip(files, opened, strict=True):
-        try:
-            stored = find_variable(ds, names[0], names[1:], source=str(path))
-        except DataError:
-            continue
-        parts.append(ds[stored])
-        where.append(str(path))
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0], where
-    return join_in_time(parts, f"reference files {', '.join(where)} ({names[0]!r})"), where
-
-
 def is_input_of(var: str, name: str) -> bool:
     """Whether a reference variable stored as ``name`` is an input of ``var``'s derivation
     (a file holding only ``t2m`` is no ``hurs``).
@@ -281,7 +261,7 @@ def derive_reference(
     recipe = DERIVATIONS.get(var)
     if recipe is None:
         return None
-    found = [_collect(files, opened, names) for names in recipe.inputs]
+    found = [collect_variable(files, opened, names, "reference") for names in recipe.inputs]
     if any(f is None for f in found):
         return None
     where = list(dict.fromkeys(p for f in found if f is not None for p in f[1]))

@@ -60,7 +60,7 @@ from .conform import (
 )
 from .coords import check_time_and_grid_only
 from .derived import derive_reference, is_input_of, why_not_derived
-from .readers import find_variable, join_in_time, open_dataset
+from .readers import collect_variable, open_dataset
 from .regrid import Frame, Method, Outside, interpolate_to, reference_window, subset_inside
 from .timeaxis import (
     Frequency,
@@ -206,35 +206,23 @@ def gather_variables(
     out: dict[str, xr.DataArray] = {}
     sources: dict[str, list[str]] = {}
     for var, candidates in names.items():
-        parts, where = [], []
-        for path, ds in zip(files, opened, strict=True):
-            try:
-                stored = find_variable(ds, candidates[0], candidates[1:], source=str(path))
-            except DataError:
-                continue
-            da = ds[stored]
-            da.encoding["source"] = str(path)
-            parts.append(da)
-            where.append(str(path))
+        found = collect_variable(files, opened, candidates, role)
         # no name of it, no --reference-name: derived from ERA5's inputs (hurs <- d2m, t2m)
         derivable = role == "reference" and tuple(candidates) == REFERENCE_NAMES.get(var, (var,))
-        if not parts and derivable and (found := derive_reference(var, files, opened)):
-            parts, where = [found[0]], found[1]
-        if not parts and role == "reference" and len(names) == 1:
+        if found is None and derivable:
+            found = derive_reference(var, files, opened)
+        if found is None and role == "reference" and len(names) == 1:
             only = [(p, d, str(v)) for p, d in zip(files, opened, strict=True)
                     for v in d.data_vars if "time" in d[v].dims and not _is_bounds(str(v))]
             if len({v for _, _, v in only}) == 1 and not is_input_of(var, only[0][2]):
-                path, ds_, stored = only[0]
+                path, _, stored = only[0]
                 warnings.warn(
                     f"reference {path}: no variable {' or '.join(map(repr, candidates))}; using "
                     f"its only variable {stored!r} for {var!r} (say so with --reference-name "
                     f"{var}={stored} to silence this)", stacklevel=2)
-                for path, ds_, stored in only:
-                    da = ds_[stored]
-                    da.encoding["source"] = str(path)
-                    parts.append(da)
-                    where.append(str(path))
-        if not parts:
+                found = collect_variable([p for p, _, _ in only], [d for _, d, _ in only],
+                                         (stored,), role)
+        if found is None:
             listed = "; ".join(f"{p}: {', '.join(map(str, d.data_vars))}"
                                for p, d in zip(files, opened, strict=True))
             hint = (f"; if the reference holds it under another name, pass --reference-name "
@@ -244,10 +232,7 @@ def gather_variables(
                 f"{role}: no variable {' or '.join(map(repr, candidates))} in the given "
                 f"file(s) ({listed}){hint}"
             )
-        if len(parts) > 1:
-            da = join_in_time(parts, f"{role} files {', '.join(where)} ({var!r})")
-        else:
-            da = parts[0]
+        da, where = found
         stored = str(da.name)
         da = da.rename(var)
         da.encoding["source"] = ", ".join(where)

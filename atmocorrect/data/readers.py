@@ -190,6 +190,27 @@ def open_many(
     return merged
 
 
+def collect_variable(
+    files: Sequence[PathLike], opened: Sequence[xr.Dataset], names: Sequence[str], role: str
+) -> tuple[xr.DataArray, list[str]] | None:
+    """The variable stored under one of ``names`` (:func:`find_variable`), joined in time over
+    the opened ``files`` that hold it (:func:`join_in_time`), and those files; None when no
+    file holds it. ``role`` (simulation, reference) names the files in errors."""
+    parts, where = [], []
+    for path, ds in zip(files, opened, strict=True):
+        try:
+            stored = find_variable(ds, names[0], names[1:], source=str(path))
+        except DataError:
+            continue
+        parts.append(ds[stored])
+        where.append(str(path))
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0], where
+    return join_in_time(parts, f"{role} files {', '.join(where)} ({names[0]!r})"), where
+
+
 def join_in_time(parts: Sequence[Any], what: str) -> Any:
     """Datasets or arrays that continue each other in time (a run split into files), joined in
     time order; ``what`` names them in the error when they cannot be joined or overlap.
