@@ -213,10 +213,12 @@ def ml_correct_points(
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes
     z = np.linspace(-5.0, 5.0, cfg.z_levels)
-    q_ref, q_sim = model.tables(var, points, nodes, z)
-    delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)
-    dbar_nodes = smooth_season(model.mean_delta(var, points, nodes), cfg.season_smoothing_days,
-                               axis=1)
+    # once per distinct point: ensemble members bring the same point several times
+    distinct, per_column = np.unique(points, return_inverse=True)
+    q_ref, q_sim = model.tables(var, distinct, nodes, z)
+    delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)[per_column]
+    dbar_nodes = smooth_season(model.mean_delta(var, distinct, nodes),
+                               cfg.season_smoothing_days, axis=1)[per_column]
     pos = season * n_nodes - 0.5
     j0 = np.floor(pos).astype(int) % n_nodes
     j1 = (j0 + 1) % n_nodes
@@ -252,7 +254,7 @@ def ml_correct_points(
             for nodes_of_row, weight in ((j0, 1.0 - w), (j1, w)):
                 for k in np.unique(nodes_of_row):
                     rows = nodes_of_row == k
-                    zq[rows, j] = np.interp(u[rows, j], q_sim[j, k], z)
+                    zq[rows, j] = np.interp(u[rows, j], q_sim[per_column[j], k], z)
                     d = np.interp(zq[rows, j], z, delta_tab[j, k])  # clamps beyond +-5
                     delta[rows, j] += weight[rows] * d
                     dbar[rows, j] += weight[rows] * dbar_nodes[j, k]
