@@ -8,6 +8,8 @@
 85.0
 >>> round(accumulation_to_flux(0.00864, "m", 86400.0), 6)  # 8.64 mm a day
 0.0001
+>>> accumulation_to_flux(1.8e6, "J m**-2", 3600.0)  # ERA5 hourly ssrd: 500 W m-2 in the hour
+500.0
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ _ALIASES = {
     "m s-1": ("m s-1", "m/s", "m s**-1"),
     "kg kg-1": ("kg kg-1", "kg/kg", "kg kg**-1"),
     "W m-2": ("w m-2", "w/m2", "w m**-2", "w/m^2", "w m^-2", "w/m**2"),
+    # energy per area accumulated over a period (ERA5 ssrd, strd: J m-2 over the hour)
+    "J m-2": ("j m-2", "j m**-2", "j/m2", "j/m^2", "j m^-2", "j/m**2", "joule m-2"),
 }
 _LOOKUP = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 _LOOKUP.update({name.lower(): name for name in _ALIASES})
@@ -68,6 +72,13 @@ _AFFINE: dict[tuple[str, str], tuple[float, float]] = {
 #: Depths of water accumulated over a period (ERA5 ``tp`` is in m), in kg m-2 per unit.
 _ACCUMULATION_KG_M2 = {"m": 1000.0, "m of water equivalent": 1000.0, "mm": 1.0}
 
+#: Energy per area accumulated over a period (ERA5 radiation ``ssrd``, ``strd``), in J m-2 per
+#: unit: divided by the period in seconds it is the mean flux in W m-2.
+_ACCUMULATION_J_M2 = {"J m-2": 1.0}
+
+#: Units of the mean flux an accumulated amount becomes over its period.
+WATER_FLUX, ENERGY_FLUX = "kg m-2 s-1", "W m-2"
+
 #: Values outside these ranges are not what the units say (e.g. degC labelled K); the
 #: ranges are wide on purpose: they catch mislabelled units, not extreme weather.
 PLAUSIBLE = {
@@ -77,6 +88,10 @@ PLAUSIBLE = {
     "hPa": (1.0, 1200.0),
     "kg m-2 s-1": (-1e-6, 0.05),
     "mm day-1": (-0.1, 4000.0),
+    # radiation and heat fluxes: downward radiation is 0 .. 1361 W m-2 (the solar constant,
+    # +3.4 % at perihelion); turbulent and net fluxes take either sign. J m-2 are checked
+    # once converted over their period (0 .. 1500 W m-2 is 0 .. 5.4e6 J m-2 per hour)
+    "W m-2": (-1000.0, 1500.0),
 }
 
 
@@ -100,17 +115,44 @@ def is_accumulation(units: str | None) -> bool:
     return canonical(units) in _ACCUMULATION_KG_M2
 
 
-def accumulation_to_flux(values, units: str, period_seconds: float, what: str = "values"):
-    """A water amount accumulated over ``period_seconds`` as a flux in kg m-2 s-1.
+def is_energy_accumulation(units: str | None) -> bool:
+    """True for energy per area accumulated over a period (``J m-2``: ERA5 radiation).
 
-    ERA5 ``tp`` is in m: per hour in hourly data, per day in monthly means.
+    >>> is_energy_accumulation("J m**-2"), is_energy_accumulation("W m-2")
+    (True, False)
+    """
+    return canonical(units) in _ACCUMULATION_J_M2
+
+
+def accumulation_flux_units(units: str | None) -> str | None:
+    """The units of the mean flux an amount in ``units`` accumulated over a period becomes:
+    ``kg m-2 s-1`` for water, ``W m-2`` for energy; None for anything else.
+
+    >>> accumulation_flux_units("m"), accumulation_flux_units("J m-2"), accumulation_flux_units("K")
+    ('kg m-2 s-1', 'W m-2', None)
+    """
+    if is_accumulation(units):
+        return WATER_FLUX
+    if is_energy_accumulation(units):
+        return ENERGY_FLUX
+    return None
+
+
+def accumulation_to_flux(values, units: str, period_seconds: float, what: str = "values"):
+    """An amount accumulated over ``period_seconds`` as its mean flux: water (``m``, ``mm``,
+    ``kg m-2``) in kg m-2 s-1, energy (``J m-2``) in W m-2 (:func:`accumulation_flux_units`).
+
+    ERA5 ``tp`` is in m and ``ssrd``/``strd`` in J m-2: per hour in hourly data, per day in
+    monthly means.
     """
     key = canonical(units)
-    if key not in _ACCUMULATION_KG_M2:
-        raise FieldError(f"{what}: units {units!r} are not an accumulated amount of water")
+    per_unit = _ACCUMULATION_KG_M2.get(key, _ACCUMULATION_J_M2.get(key))
+    if per_unit is None:
+        raise FieldError(
+            f"{what}: units {units!r} are not an accumulated amount of water or energy")
     if not period_seconds or period_seconds <= 0:
         raise FieldError(f"{what}: accumulation period must be positive, got {period_seconds}")
-    out = values * (_ACCUMULATION_KG_M2[key] / float(period_seconds))
+    out = values * (per_unit / float(period_seconds))
     return out.astype(values.dtype) if isinstance(values, np.ndarray) else out
 
 

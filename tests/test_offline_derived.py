@@ -1,5 +1,7 @@
 """Reference variables derived from ERA5's inputs: ``hurs`` from ``d2m``/``t2m``, ``sfcWind``
-from ``u10``/``v10`` (atmocorrect/data/derived.py and its hook in the pair reading).
+from ``u10``/``v10`` (atmocorrect/data/derived.py and its hook in the pair reading); the
+formulas of ``tasrange`` and ``tasskew``, derived after the aggregation (their pairs are tested
+in tests/test_offline_reference_kinds.py).
 
 The formulas are checked against known values. End to end, an hourly reference is built in
 tmp_path from the real ERA5 daily t2m (1979-1981, the 5 x 3 cells around the model's points)
@@ -25,7 +27,10 @@ from conftest import diurnal_anomaly, hourly_times
 from atmocorrect import cli
 from atmocorrect.data import samples
 from atmocorrect.data.derived import (
+    AFTER_AGGREGATION,
     DERIVATIONS,
+    diurnal_range,
+    diurnal_skewness,
     relative_humidity,
     saturation_vapour_pressure,
     wind_speed,
@@ -101,8 +106,33 @@ def test_input_units_are_checked_naming_file_and_variable():
         wind_speed(_da([3.0], "u10", "knots"), _da([4.0], "v10", "m s-1"))
 
 
+def test_range_and_skewness_known_values():
+    tx, tn = _da([300.0, 290.0, 280.0, 275.0], "tasmax", "K"), _da([290.0, 282.0, 280.0, 276.0],
+                                                                     "tasmin", "K")
+    tg = _da([292.5, 288.0, 280.0, 275.5], "tas", "K")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        rng = diurnal_range(tx, tn)
+        skew = diurnal_skewness(tg, tx, tn)
+    np.testing.assert_allclose(rng.values, [10.0, 8.0, 0.0, np.nan])  # crossed: missing
+    # (292.5 - 290) / 10, (288 - 282) / 8; no range: missing, never inf; crossed: missing
+    np.testing.assert_allclose(skew.values, [0.25, 0.75, np.nan, np.nan])
+    assert rng.attrs["units"] == "K" and skew.attrs["units"] == "1"
+    assert rng.name == "tasrange" and skew.name == "tasskew"
+    messages = [str(w.message) for w in record]
+    assert any("1 value(s) of tasrange with the daily maximum below the daily minimum" in m
+               for m in messages), messages
+    assert any("2 value(s) of tasskew without a daily range (maximum not above minimum)" in m
+               for m in messages), messages
+    # a mean outside its extremes (separately gridded, as E-OBS) is clipped to [0, 1]
+    out = diurnal_skewness(_da([301.0, 281.0], "tas", "K"), tx[:2], tn[:2])
+    assert out.values.tolist() == [1.0, 0.0]
+
+
 def test_derivation_table():
     assert set(DERIVATIONS) == {"hurs", "sfcWind"}
+    assert AFTER_AGGREGATION["tasrange"].components == ("tasmax", "tasmin")
+    assert AFTER_AGGREGATION["tasskew"].components == ("tas", "tasmax", "tasmin")
     assert DERIVATIONS["hurs"].inputs[0][:2] == ("d2m", "2d")
     assert DERIVATIONS["sfcWind"].inputs[1][:2] == ("v10", "10v")
 

@@ -1,5 +1,6 @@
 """Units of real files checked and converted: temperature (K, degC), pressure (Pa, hPa),
-precipitation as a flux (kg m-2 s-1, mm/day) or as an accumulated depth (ERA5 ``tp`` in m).
+precipitation as a flux (kg m-2 s-1, mm/day) or as an accumulated depth (ERA5 ``tp`` in m),
+radiation as a flux (W m-2) or as accumulated energy (ERA5 ``ssrd``, ``strd`` in J m-2).
 
 Units are taken from the ``units`` attribute, then checked against the values: a field
 labelled ``K`` whose values lie between -20 and 30 is refused with a message that says they
@@ -35,6 +36,40 @@ def is_precipitation(da: xr.DataArray) -> bool:
     std = str(da.attrs.get("standard_name", "")).lower()
     name = str(da.name or "").lower()
     return "precipitation" in std or name in PRECIP_NAMES
+
+
+def is_accumulated_amount(da: xr.DataArray, units: str | None = None) -> bool:
+    """Whether ``da`` holds amounts accumulated over a period, which become a mean flux over
+    it: precipitation in m, mm or kg m-2 (not snow depth in m), or energy in J m-2 (ERA5
+    radiation ``ssrd``, ``strd``; a state in J m-2 cannot be compared with a flux anyway).
+
+    >>> ssrd = xr.DataArray([0.0], name="ssrd", attrs={"units": "J m**-2"})
+    >>> is_accumulated_amount(ssrd), is_accumulated_amount(ssrd.rename("sd").assign_attrs(units="m"))
+    (True, False)
+    """
+    units = units if units is not None else da.attrs.get("units")
+    return (is_precipitation(da) and U.is_accumulation(units)) or U.is_energy_accumulation(units)
+
+
+#: Names of temperature differences (the diurnal range ``tasrange``): their K (or degC) are
+#: checked against :data:`DIFFERENCE_RANGE`, not against the range of absolute temperatures.
+TEMPERATURE_DIFFERENCES = frozenset({"tasrange", "dtr"})
+DIFFERENCE_RANGE = (-1.0, 80.0)
+
+
+def plausible_range_of(da: xr.DataArray, units: str | None) -> tuple[float, float] | None:
+    """The range ``da``'s values in ``units`` should lie in (:func:`~atmocorrect.units.
+    plausible_range`), or :data:`DIFFERENCE_RANGE` for a temperature difference in K or degC.
+
+    >>> plausible_range_of(xr.DataArray([8.0], name="tasrange"), "K")
+    (-1.0, 80.0)
+    >>> plausible_range_of(xr.DataArray([280.0], name="tas"), "K")
+    (150.0, 350.0)
+    """
+    if str(da.name or "").lower() in TEMPERATURE_DIFFERENCES and U.canonical(units) in (
+            "K", "degC"):
+        return DIFFERENCE_RANGE
+    return U.plausible_range(units)
 
 
 def source_of(da: xr.DataArray) -> str:
@@ -170,7 +205,7 @@ def _warn_if_longer_than_step(da: xr.DataArray, given: float) -> None:
 def check_plausible(da: xr.DataArray, units: str | None = None, sample_steps: int = 400) -> None:
     """Raise when values do not look like their units (checked on the first time steps)."""
     units = units if units is not None else da.attrs.get("units")
-    rng = U.plausible_range(units)
+    rng = plausible_range_of(da, units)
     if rng is None:
         return
     part = da.isel(time=slice(0, sample_steps)) if "time" in da.dims else da
@@ -194,6 +229,41 @@ def check_plausible(da: xr.DataArray, units: str | None = None, sample_steps: in
         )
 
 
+def check_flux(flux: xr.DataArray, flux_units: str, units: str, period: float, *, given: bool,
+               source: str = "data", sample_steps: int = 400) -> None:
+    """Raise when amounts in ``units`` taken as accumulated over ``period`` seconds give mean
+    fluxes (``flux``, in ``flux_units``) outside their plausible range: a daily total of ERA5
+    ``ssrd`` (up to 3.5e7 J m-2) over 3600 s would be 9700 W m-2. The error names the file, the
+    variable (``source``, ``flux.name``), the period and the option that sets it. (An hourly amount taken as a daily one is
+    24 times too small but plausible: that cannot be caught here.)
+
+    >>> import numpy as np
+    >>> day = xr.DataArray(np.array([3.0e7]), dims="time", name="ssrd")
+    >>> check_flux(day / 86400.0, "W m-2", "J m-2", 86400.0, given=True)
+    >>> check_flux(day / 3600.0, "W m-2", "J m-2", 3600.0, given=True)
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: data: variable 'ssrd' in 'J m-2' accumulated over 3600 s (the accumulation period given) is a mean flux of 8333 .. 8333 W m-2, outside the plausible range -1000 .. 1500 W m-2: is the accumulation period right? Give --accumulation-period (accumulation_period=): 3600 for ERA5 hourly amounts and for ERA5 daily statistics (daily means of hourly amounts), 86400 for daily totals
+    """
+    rng = U.plausible_range(flux_units)
+    if rng is None:
+        return
+    part = flux.isel(time=slice(0, sample_steps)) if "time" in flux.dims else flux
+    values = np.asarray(part.values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return  # check_plausible says so for the raw values
+    lo, hi = float(finite.min()), float(finite.max())
+    if rng[0] <= lo and hi <= rng[1]:
+        return
+    how = "the accumulation period given" if given else "the time step"
+    raise DataError(
+        f"{source}: variable {flux.name!r} in {units!r} accumulated over {period:g} s "
+        f"({how}) is a mean flux of {lo:.4g} .. {hi:.4g} {flux_units}, outside the plausible "
+        f"range {rng[0]:.4g} .. {rng[1]:.4g} {flux_units}: is the accumulation period right? "
+        "Give --accumulation-period (accumulation_period=): 3600 for ERA5 hourly amounts and "
+        "for ERA5 daily statistics (daily means of hourly amounts), 86400 for daily totals")
+
+
 def conform_units(
     da: xr.DataArray,
     target: str,
@@ -214,10 +284,15 @@ def conform_units(
     try:
         if U.same(have, target):
             out = da
-        elif is_precipitation(da) and U.is_accumulation(have):
+        elif is_accumulated_amount(da, have):
             period = accumulation_period_seconds(da, accumulation_period)
+            flux_units = U.accumulation_flux_units(have)
+            assert flux_units is not None
             flux = U.accumulation_to_flux(da, have, period, what=f"{source}: {da.name}")
-            out = U.convert(flux, "kg m-2 s-1", target, what=f"{source}: {da.name}")
+            if check:
+                check_flux(flux, flux_units, have, period, given=accumulation_period is not None,
+                           source=source)
+            out = U.convert(flux, flux_units, target, what=f"{source}: {da.name}")
         else:
             out = U.convert(da, have, target, what=f"{source}: {da.name}")
     except FieldError as exc:

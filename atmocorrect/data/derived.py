@@ -1,5 +1,6 @@
 """Reference variables derived from what ERA5 provides: ``hurs`` from ``d2m`` and ``t2m``,
-``sfcWind`` from ``u10`` and ``v10``.
+``sfcWind`` from ``u10`` and ``v10`` (before the aggregation in time), ``tasrange`` and
+``tasskew`` from daily maxima and minima (after it).
 
 ERA5 single-level data on the CDS hold no 2 m relative humidity, and the hourly product
 usually no 10 m wind speed; users download the 2 m dewpoint and temperature and the 10 m wind
@@ -11,10 +12,15 @@ daily mean of it, which is what "daily mean relative humidity" means; the mean s
 day is not the speed of the day's mean wind (``|mean(u, v)| <= mean(|(u, v)|)``). Deriving from
 daily (or coarser) means is allowed, with a warning saying how it differs.
 
-Not derived: ``tasrange`` from ``mx2t`` and ``mn2t``. Hourly ``mx2t - mn2t`` is the range
-within each hour, whose daily mean is not the daily range (the daily maximum of ``mx2t``
-minus the daily minimum of ``mn2t``); it needs a derivation *after* the aggregation, which
-this hook, placed before it, cannot give.
+``tasrange`` (daily maximum minus daily minimum) and ``tasskew`` (``(tas - tasmin) / (tasmax -
+tasmin)``) cannot be derived that way: hourly ``mx2t - mn2t`` is the range within each hour,
+whose daily mean is not the daily range. They are derived *after* the aggregation
+(:data:`AFTER_AGGREGATION`): the pair reading takes each input's daily statistic
+(:data:`COMPONENTS`: the daily maximum of ``mx2t``, or of hourly ``t2m`` when the reference
+does not hold both ``mx2t`` and ``mn2t``; the daily minimum likewise; the daily mean of
+``t2m``) or a daily reference's own ``tasmax``/``tasmin`` (E-OBS ``tx``/``tn``), and combines
+them per day (:func:`reference_components`, then :func:`diurnal_range`,
+:func:`diurnal_skewness`); days to months come after that.
 
 Example
 -------
@@ -192,6 +198,170 @@ DERIVATIONS: dict[str, Derivation] = {
 }
 
 
+#: Names of the daily mean, maximum and minimum 2 m temperature in a reference (ERA5 netCDF,
+#: ecCodes/GRIB, CMIP, E-OBS), tried in order; as in :data:`~atmocorrect.data.pairs.
+#: REFERENCE_NAMES`.
+TAS_NAMES = ("t2m", "2t", "tas", "tg")
+TASMAX_NAMES = ("mx2t", "tasmax", "tx", "mx2t24")
+TASMIN_NAMES = ("mn2t", "tasmin", "tn", "mn2t24")
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """A daily statistic that a derivation after the aggregation combines: ``statistic``
+    within each day of the reference variable stored under one of ``names``; the extremes
+    fall back to sub-daily ``t2m`` (:func:`reference_components`)."""
+
+    name: str
+    statistic: Literal["mean", "max", "min"]
+    names: tuple[str, ...]
+
+
+#: The inputs of the derivations after the aggregation, by name.
+COMPONENTS: dict[str, Component] = {
+    "tas": Component("tas", "mean", TAS_NAMES),
+    "tasmax": Component("tasmax", "max", TASMAX_NAMES),
+    "tasmin": Component("tasmin", "min", TASMIN_NAMES),
+}
+
+
+def _guarded(out: xr.DataArray, bad: xr.DataArray, what: str, where: str) -> xr.DataArray:
+    """``out`` with the values where ``bad`` holds set to missing, and a warning counting them
+    (a day whose maximum is not above its minimum has no range to divide by)."""
+    count = int(bad.sum())
+    if count:
+        warnings.warn(f"reference {where}: {count} value(s) of {what}; set to missing (NaN)",
+                      stacklevel=5)
+    return out.where(~bad)
+
+
+def diurnal_range(tasmax: xr.DataArray, tasmin: xr.DataArray) -> xr.DataArray:
+    """The daily temperature range (K): the day's maximum minus its minimum, both in K.
+    A negative range (separately gridded maxima and minima, as E-OBS ``tx``/``tn``, can
+    cross) is set to missing, with a warning.
+
+    >>> import warnings
+    >>> tx = xr.DataArray([290.0, 280.0, 275.0], dims="time", name="tasmax")
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     out = diurnal_range(tx, tx.copy(data=[281.5, 280.0, 276.0]).rename("tasmin"))
+    >>> out.values.tolist(), out.attrs["units"], len(w)
+    ([8.5, 0.0, nan], 'K', 1)
+    """
+    diff = tasmax - tasmin
+    out = _guarded(diff, diff < 0, "tasrange with the daily maximum below the daily minimum",
+                   _source(tasmax))
+    return _finish(
+        out, tasmax, "tasrange",
+        {"units": "K", "long_name": "daily range of near-surface air temperature, derived"},
+        (tasmax, tasmin), "daily maximum minus daily minimum (after the aggregation in time)")
+
+
+def diurnal_skewness(tas: xr.DataArray, tasmax: xr.DataArray,
+                     tasmin: xr.DataArray) -> xr.DataArray:
+    """The position of the daily mean in the daily range (1): ``(tas - tasmin) / (tasmax -
+    tasmin)`` (ISIMIP3BASD's ``tasskew``), clipped to [0, 1] (a gridded daily mean can lie
+    just outside its separately gridded extremes). A day without a range (maximum not above
+    the minimum) has none: missing, with a warning, never a division by zero.
+
+    >>> tx = xr.DataArray([290.0, 280.0], dims="time", name="tasmax")
+    >>> tn, tg = tx.copy(data=[280.0, 280.0]), tx.copy(data=[283.0, 280.0])
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     out = diurnal_skewness(tg.rename("tas"), tx, tn.rename("tasmin"))
+    >>> out.values.tolist(), out.attrs["units"], str(w[0].message).split(":")[1]
+    ([0.3, nan], '1', ' 1 value(s) of tasskew without a daily range (maximum not above minimum); set to missing (NaN)')
+    """
+    span = tasmax - tasmin
+    skew = ((tas - tasmin) / span.where(span > 0)).clip(0.0, 1.0)
+    out = _guarded(skew, ~(span > 0) & span.notnull(),
+                   "tasskew without a daily range (maximum not above minimum)", _source(tas))
+    return _finish(
+        out, tas, "tasskew",
+        {"units": "1", "long_name": "daily skewness of near-surface air temperature "
+         "((tas - tasmin) / (tasmax - tasmin)), derived"},
+        (tas, tasmax, tasmin),
+        "(daily mean - daily minimum) / (daily maximum - daily minimum), clipped to [0, 1] "
+        "(after the aggregation in time)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AfterAggregation:
+    """A reference variable computed per day from the daily statistics of ``components``
+    (:data:`COMPONENTS`, the arguments of ``compute`` in order), after the aggregation of
+    sub-daily steps to days and before days are aggregated to months."""
+
+    target: str
+    components: tuple[str, ...]
+    compute: Callable[..., xr.DataArray]
+
+
+#: The derivations after the aggregation, by the CMIP (ISIMIP) name of the simulation variable.
+AFTER_AGGREGATION: dict[str, AfterAggregation] = {
+    "tasrange": AfterAggregation("tasrange", ("tasmax", "tasmin"), diurnal_range),
+    "tasskew": AfterAggregation("tasskew", ("tas", "tasmax", "tasmin"), diurnal_skewness),
+}
+
+
+def component_key(var: str, component: str) -> str:
+    """The name a component of ``var`` is carried under in the gathered reference.
+
+    >>> component_key("tasrange", "tasmax")
+    'tasrange[tasmax]'
+    """
+    return f"{var}[{component}]"
+
+
+def _is_sub_daily(da: xr.DataArray) -> bool:
+    try:
+        return infer_frequency(da["time"].values, "reference") == "subdaily"
+    except (DataError, KeyError):
+        return False  # a bad time axis: the pair reading says why
+
+
+def reference_components(
+    var: str, files: Sequence[Path], opened: Sequence[xr.Dataset]
+) -> dict[str, tuple[xr.DataArray, list[str]]] | None:
+    """The inputs of ``var``'s derivation after the aggregation (:data:`AFTER_AGGREGATION`), by
+    component name, each (the variable as stored, lazily; the files it came from); None when
+    ``var`` has none or the files do not hold them.
+
+    The extremes are the reference's maxima and minima (ERA5 ``mx2t``/``mn2t``, their daily
+    statistics, E-OBS ``tx``/``tn``) when it holds both, else sub-daily ``t2m`` (the daily
+    maximum and minimum of the hours: an instant's, slightly inside the extremes between the
+    hours); daily means of ``t2m`` have no range and are not taken.
+
+    >>> import cftime
+    >>> t = [cftime.DatetimeGregorian(2000, 1, 1, h) for h in range(3)]
+    >>> ds = xr.Dataset({"t2m": ("time", [280.0, 283.0, 281.0], {"units": "K"})},
+    ...                 coords={"time": t})
+    >>> parts = reference_components("tasrange", [Path("era5.nc")], [ds])
+    >>> {k: (str(v[0].name), v[1]) for k, v in parts.items()}
+    {'tasmax': ('t2m', ['era5.nc']), 'tasmin': ('t2m', ['era5.nc'])}
+    >>> reference_components("tasrange", [Path("era5.nc")], [ds.isel(time=[0])]) is None
+    True
+    """
+    recipe = AFTER_AGGREGATION.get(var)
+    if recipe is None:
+        return None
+    found = {name: collect_variable(files, opened, c.names, "reference")
+             for name, c in COMPONENTS.items()}
+    if found["tasmax"] is None or found["tasmin"] is None:
+        tas = found["tas"]
+        both = tas if tas is not None and _is_sub_daily(tas[0]) else None
+        found["tasmax"] = found["tasmin"] = both
+    out = {}
+    for name in recipe.components:
+        f = found[name]
+        if f is None:
+            return None
+        da = f[0].copy(deep=False)  # lazily: nothing is read here
+        da.encoding = {**da.encoding, "source": ", ".join(f[1]), "stored_name": str(da.name)}
+        out[name] = (da, list(f[1]))
+    return out
+
+
 def _alternatives(names: Sequence[str]) -> str:
     return names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
 
@@ -200,17 +370,23 @@ def is_input_of(var: str, name: str) -> bool:
     """Whether a reference variable stored as ``name`` is an input of ``var``'s derivation
     (a file holding only ``t2m`` is no ``hurs``).
 
-    >>> is_input_of("hurs", "T2M"), is_input_of("hurs", "rh")
-    (True, False)
+    >>> is_input_of("hurs", "T2M"), is_input_of("hurs", "rh"), is_input_of("tasrange", "tx")
+    (True, False, True)
     """
-    recipe = DERIVATIONS.get(var)
-    return recipe is not None and any(
-        name.lower() in (n.lower() for n in names) for names in recipe.inputs)
+    if var in AFTER_AGGREGATION:
+        inputs: tuple[tuple[str, ...], ...] = tuple(
+            COMPONENTS[c].names for c in ("tas", *AFTER_AGGREGATION[var].components))
+    else:
+        recipe = DERIVATIONS.get(var)
+        inputs = recipe.inputs if recipe is not None else ()
+    return any(name.lower() in (n.lower() for n in names) for names in inputs)
 
 
 def why_not_derived(var: str, files: Sequence[Path], opened: Sequence[xr.Dataset]) -> str:
     """The end of the message for a reference variable found under no name: what its
     derivation needs and which inputs no file holds ("" when there is no derivation)."""
+    if var in AFTER_AGGREGATION:
+        return _why_not_after_aggregation(var, files, opened)
     recipe = DERIVATIONS.get(var)
     if recipe is None:
         return ""
@@ -219,6 +395,21 @@ def why_not_derived(var: str, files: Sequence[Path], opened: Sequence[xr.Dataset
                if not any(_has(ds, names) for ds in opened)]
     return (f"; nor can {var!r} be derived: it needs {needs}, and no reference file holds "
             f"{' or '.join(missing)}")
+
+
+def _why_not_after_aggregation(var: str, files: Sequence[Path],
+                               opened: Sequence[xr.Dataset]) -> str:
+    """What ``var`` (tasrange, tasskew) needs, and what the reference holds instead."""
+    parts = AFTER_AGGREGATION[var].components
+    extremes = (f"the daily maximum and minimum temperature: {_alternatives(TASMAX_NAMES)} "
+                f"and {_alternatives(TASMIN_NAMES)}, or sub-daily {_alternatives(TAS_NAMES)} "
+                "(its daily maximum and minimum are taken; daily means have no range)")
+    needs = (f"the daily mean {_alternatives(TAS_NAMES)} and " if "tas" in parts else "") + extremes
+    held = [f"{p}: {'sub-daily' if _is_sub_daily(d[v]) else 'daily or coarser'} "
+            f"{v}" for p, d in zip(files, opened, strict=True) for v in map(str, d.data_vars)
+            if is_input_of(var, v) and "time" in d[v].dims]
+    return (f"; nor can {var!r} be derived (after the aggregation to days): it needs {needs}; "
+            f"the reference holds {', '.join(held) if held else 'none of them'}")
 
 
 def _has(ds: xr.Dataset, names: Sequence[str]) -> bool:

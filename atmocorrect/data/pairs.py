@@ -50,7 +50,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
-from ..errors import DataError
+from ..errors import DataError, FieldError
 from .conform import (
     check_plausible,
     conform_units,
@@ -59,7 +59,15 @@ from .conform import (
     is_running_daily_total,
 )
 from .coords import check_time_and_grid_only
-from .derived import derive_reference, is_input_of, why_not_derived
+from .derived import (
+    AFTER_AGGREGATION,
+    COMPONENTS,
+    component_key,
+    derive_reference,
+    is_input_of,
+    reference_components,
+    why_not_derived,
+)
 from .readers import collect_variable, open_dataset
 from .regrid import Frame, Method, Outside, interpolate_to, reference_window, subset_inside
 from .timeaxis import (
@@ -98,13 +106,25 @@ REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
     # cloud and sea-ice cover: ERA5 in "(0 - 1)", converted to the simulation's %
     "clt": ("tcc", "clt"),
     "siconc": ("siconc", "ci"),
-    # E-OBS qq (W m-2). Not ERA5's ssrd/strd: J m-2 accumulations, which the units path does
-    # not convert to W m-2 (only water amounts are de-accumulated to fluxes)
-    "rsds": ("rsds", "qq"),
+    # downward radiation: ERA5 ssrd/strd accumulate J m-2 over the hour ending at the stamp
+    # (converted to W m-2 over it, as tp to a flux); ERA5's mean rates in W m-2 (old and new
+    # CDS names); E-OBS qq (W m-2). Not ERA5's ssr/str: net radiation (NOT_REFERENCES)
+    "rsds": ("ssrd", "rsds", "avg_sdswrf", "msdwswrf", "qq"),
+    "rlds": ("strd", "rlds", "avg_sdlwrf", "msdwlwrf"),
     "ta": ("t", "ta"),
     "ua": ("u", "ua"),
     "va": ("v", "va"),
     "hus": ("q", "hus"),
+}
+
+#: Reference variables that look like a simulation variable but are not it, refused when a
+#: reference file holding only one of them would be taken for it (its only variable): ERA5's
+#: net radiation is the downward minus the reflected (emitted) flux, not the downward one.
+NOT_REFERENCES: dict[str, dict[str, str]] = {
+    "rsds": {n: "net surface solar radiation (downward minus reflected), not the downward "
+             "flux: give ssrd" for n in ("ssr", "avg_snswrf", "msnswrf", "ssrc")},
+    "rlds": {n: "net surface thermal radiation (downward minus emitted), not the downward "
+             "flux: give strd" for n in ("str", "avg_snlwrf", "msnlwrf", "strc")},
 }
 
 PathLike = str | os.PathLike
@@ -211,11 +231,19 @@ def gather_variables(
         derivable = role == "reference" and tuple(candidates) == REFERENCE_NAMES.get(var, (var,))
         if found is None and derivable:
             found = derive_reference(var, files, opened)
+        parts = reference_components(var, files, opened) if found is None and derivable else None
+        if parts is not None:  # tasrange, tasskew: derived after the aggregation (load_pair)
+            for comp, (da, where) in parts.items():
+                key = component_key(var, comp)
+                out[key], sources[key] = da, where
+            sources[var] = list(dict.fromkeys(p for _, w in parts.values() for p in w))
+            continue
         if found is None and role == "reference" and len(names) == 1:
             only = [(p, d, str(v)) for p, d in zip(files, opened, strict=True)
                     for v in d.data_vars if "time" in d[v].dims and not _is_bounds(str(v))]
             if len({v for _, _, v in only}) == 1 and not is_input_of(var, only[0][2]):
                 path, _, stored = only[0]
+                _refuse_lookalike(var, stored, path)
                 warnings.warn(
                     f"reference {path}: no variable {' or '.join(map(repr, candidates))}; using "
                     f"its only variable {stored!r} for {var!r} (say so with --reference-name "
@@ -248,6 +276,21 @@ def gather_variables(
     return ds, sources
 
 
+def _refuse_lookalike(var: str, stored: str, path: Path) -> None:
+    """Refuse to take a reference file's only variable ``stored`` for ``var`` when it is known
+    to be something else (:data:`NOT_REFERENCES`: ERA5 ``ssr`` for ``rsds``).
+
+    >>> _refuse_lookalike("rsds", "ssr", Path("era5_ssr.nc"))
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: reference era5_ssr.nc: its only variable 'ssr' is net surface solar radiation (downward minus reflected), not the downward flux: give ssrd; it is not taken for 'rsds' (if it is what you mean, say so with --reference-name rsds=ssr)
+    """
+    why = NOT_REFERENCES.get(var, {}).get(stored.lower())
+    if why is not None:
+        raise DataError(
+            f"reference {path}: its only variable {stored!r} is {why}; it is not taken for "
+            f"{var!r} (if it is what you mean, say so with --reference-name {var}={stored})")
+
+
 def _is_bounds(name: str) -> bool:
     return name.endswith(("_bnds", "_bounds", "_bnd")) or name in ("bnds", "bounds")
 
@@ -271,7 +314,8 @@ NAME_STATISTICS: dict[str, tuple[Statistic, Statistic]] = {
 #: it in hourly data): accumulations, maxima/minima since the previous post-processing, and
 #: mean rates; cfgrib and the new CDS also say so with ``GRIB_stepType``.
 INTERVAL_NAMES = frozenset({"tp", "cp", "lsp", "mx2t", "mn2t", "mtpr", "avg_tprate", "i10fg",
-                            "fg10", "ssrd", "strd", "e"})
+                            "fg10", "ssrd", "strd", "ssr", "str", "e", "avg_sdswrf", "msdwswrf",
+                            "avg_sdlwrf", "msdwlwrf"})
 
 
 def time_cell_methods(cell_methods: str) -> list[tuple[str, str]]:
@@ -353,7 +397,7 @@ def aggregation_of(sim: xr.DataArray, source: str) -> Aggregation:
             f"{source}: variable {name!r} has cell_methods {text!r} (time: {first}), not the "
             f"time: {_CF_WORDS[NAME_STATISTICS[name][0]]} its name suggests; the reference is "
             f"aggregated with the {first} as the cell_methods say (correct the attribute if "
-            "they are wrong)", stacklevel=3)
+            "they are wrong)", stacklevel=4)
     return agg
 
 
@@ -366,7 +410,19 @@ def ends_its_step(ref: xr.DataArray) -> bool:
     True
     >>> ends_its_step(xr.DataArray([280.0], name="t2m", attrs={"GRIB_stepType": "instant"}))
     False
+
+    A reference read by :func:`load_pair` carries the answer for its values as they are in
+    the pair (``encoding["ends_step"]``): hourly ``tp`` converted to a flux and renamed ``pr``
+    still ends its steps when it is used at its own step, and daily sums of it no longer do.
+
+    >>> pr = xr.DataArray([1e-5], name="pr", attrs={"units": "kg m-2 s-1"})
+    >>> pr.encoding["ends_step"] = True
+    >>> ends_its_step(pr)
+    True
     """
+    decided = ref.encoding.get("ends_step")
+    if decided is not None:
+        return bool(decided)
     step_type = str(ref.attrs.get("GRIB_stepType", "")).lower()
     if step_type:
         return step_type in ("accum", "max", "min", "avg")
@@ -443,7 +499,7 @@ dtype.
             f"of {ref.name} hold fewer values than a complete {_period_name(to)} (first: "
             f"{_period_word(starts[i], to)}, {have} of {int(expected[i])} values)"
             f"{scope}; they are set to missing (NaN), not computed from the values present",
-            stacklevel=4)
+            stacklevel=5)
     coords = {k: v for k, v in ref.coords.items() if "time" not in v.dims}
     result = xr.DataArray(out.astype(ref.dtype) if ref.dtype.kind == "f" else out,
                           dims=ref.dims, coords={**coords, "time": starts},
@@ -624,6 +680,130 @@ def read_reference(ref: xr.Dataset) -> xr.Dataset:
         return ref.load(scheduler="synchronous")
 
 
+def _reference_keys(var: str, ref: xr.Dataset) -> list[str]:
+    """The variables of the gathered reference that ``var`` is made of: itself, or the
+    components of its derivation after the aggregation (``tasrange[tasmax]``, ...)."""
+    if var in ref.data_vars or var not in AFTER_AGGREGATION:
+        return [var]
+    return [component_key(var, c) for c in AFTER_AGGREGATION[var].components]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Steps:
+    """How :func:`load_pair` brings the reference's time steps to the simulation's: the two
+    frequencies, the simulation's steps to aggregate to (a frequency, or seconds), whether to,
+    the reference's sub-daily step (seconds), the years both cover, and the calendar to convert
+    the aggregated reference to (None: none, or converted before the aggregation)."""
+
+    r_freq: Frequency
+    s_freq: Frequency
+    target: Frequency | int
+    aggregate: bool
+    step: int | None
+    years: tuple[int, int]
+    calendar: str | None
+
+
+def _to_simulation_steps(r: xr.DataArray, where: str, sim: xr.Dataset, var: str, steps: _Steps,
+                         config: PairConfig) -> xr.DataArray:
+    """The reference variable ``r`` (read) in the simulation's units and at its time steps:
+    de-accumulated when it holds running totals, converted, aggregated (or sampled) with the
+    statistic the simulation variable asks for, in the simulation's calendar. Its
+    ``encoding["ends_step"]`` says whether each value, as returned, describes the step ending
+    at its stamp (:func:`ends_its_step`): only a sub-daily reference used as read can."""
+    r.encoding["source"] = where
+    stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
+    r = r.rename(stored)
+    # one decision for the daily aggregation and for the pairing by time of day: the name
+    # (ERA5 tp, ssrd, mx2t ...), GRIB_stepType or cell_methods, and stamps on the steps' ends
+    ends = (steps.r_freq == "subdaily" and steps.step is not None and ends_its_step(r)
+            and step_back(r["time"].values, steps.step, True) > 0)
+    if steps.r_freq == "subdaily" and is_precipitation(r) and is_running_daily_total(r):
+        warnings.warn(
+            f"reference {where}: {stored!r} holds running totals since 00 UTC (never "
+            "decreasing within a day: ERA5-Land's convention), not hourly amounts; "
+            "de-accumulated hour by hour before use", stacklevel=3)
+        r = deaccumulate_daily_running_totals(r)
+    r = conform_units(
+        r, sim[var].attrs["units"], accumulation_period=config.accumulation_period,
+    ).rename(var)
+    if steps.aggregate:
+        # in the reference's own calendar, whose days are real days; then converted
+        if isinstance(steps.target, int) and is_instantaneous(sim[var]):
+            offset = int(whole_seconds(sim["time"].values[:1])[0] % 86400 % steps.target)
+            r = sample_instants(r, steps.target, offset)
+        else:
+            how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))
+            r = aggregate_reference(r, steps.r_freq, steps.target, how, ends_step=ends,
+                                    source=where, years=steps.years, step=steps.step)
+        if steps.calendar is not None:
+            r = r.convert_calendar(steps.calendar, align_on="date", use_cftime=True)
+    r.encoding["ends_step"] = ends and not steps.aggregate
+    return r
+
+
+def _derived_after_aggregation(var: str, ref: xr.Dataset, sources: Mapping[str, list[str]],
+                               sim: xr.DataArray, steps: _Steps) -> xr.DataArray:
+    """``var`` (tasrange, tasskew: :data:`~atmocorrect.data.derived.AFTER_AGGREGATION`) from
+    the daily statistics of its components in ``ref`` (each in K: the daily maximum of
+    ``mx2t`` or of hourly ``t2m``, ..., or a daily reference's values as read), combined per
+    day, then aggregated to the simulation's months or years, converted to its calendar and
+    units."""
+    recipe = AFTER_AGGREGATION[var]
+    where = ", ".join(sources[var])
+    if steps.s_freq == "subdaily" or steps.r_freq not in ("subdaily", "day"):
+        raise DataError(
+            f"reference {where}: {var!r} is derived per day (from daily maxima and minima), "
+            f"so it needs a daily or finer reference and a daily or coarser simulation; the "
+            f"reference is {frequency_word(steps.r_freq)}, the simulation "
+            f"{frequency_word(steps.s_freq)}")
+    daily, done = [], []
+    for comp in recipe.components:
+        key = component_key(var, comp)
+        r = ref[key]
+        r.encoding["source"] = comp_where = ", ".join(sources[key])
+        stored = str(r.encoding.get("stored_name", comp))
+        r = conform_units(r.rename(stored), "K")
+        statistic = COMPONENTS[comp].statistic
+        if steps.r_freq == "subdaily":
+            how = Aggregation(statistic, statistic, f"the daily {statistic} of {stored} for "
+                              f"{var!r}")
+            r = aggregate_reference(r, "subdaily", "day", how, ends_step=ends_its_step(r),
+                                    source=comp_where, years=steps.years, step=steps.step)
+            done.append(f"{stored}: {r.attrs['aggregation'].split(';')[0]}")
+        daily.append(r.rename(f"daily {statistic} of {stored}"))
+    out = recipe.compute(*daily)
+    out.encoding["source"] = where
+    if steps.s_freq in ("month", "year"):
+        how = aggregation_of(sim, sim.encoding.get("source", "simulation"))
+        out = aggregate_reference(out, "day", steps.s_freq, how, ends_step=False, source=where,
+                                  years=steps.years)
+        done.append(out.attrs["aggregation"])
+    if done:
+        out.attrs["aggregation"] = f"derived per day after {', '.join(done)}"
+    if steps.calendar is not None:
+        out = out.convert_calendar(steps.calendar, align_on="date", use_cftime=True)
+    out = _derived_in_units(out, sim, where)
+    out.encoding = {"source": where, "ends_step": False}
+    return out
+
+
+def _derived_in_units(out: xr.DataArray, sim: xr.DataArray, where: str) -> xr.DataArray:
+    """A derived reference in the simulation's units: ``tasskew`` (1) in 1 or %; ``tasrange``
+    (K) in K or degC, as a difference (no offset)."""
+    have, want = str(out.attrs["units"]), str(sim.attrs.get("units"))
+    if U.canonical(have) == "K" and U.canonical(want) in ("K", "degC"):
+        return out.assign_attrs(units=want)  # a difference: 1 degC is 1 K
+    try:
+        converted = U.convert(out, have, want, what=f"reference {where}: {out.name}")
+    except FieldError as exc:
+        raise DataError(
+            f"{sim.encoding.get('source', 'simulation')}: variable {sim.name!r} is in {want!r}, "
+            f"but {out.name!r} derived from the reference {where} is in {have!r} and cannot be "
+            f"converted to it") from exc
+    return converted.assign_attrs({**out.attrs, "units": want})
+
+
 def load_pair(
     sim_paths: PathLike | Sequence[PathLike],
     ref_paths: PathLike | Sequence[PathLike],
@@ -643,10 +823,12 @@ def load_pair(
     ref_raw, ref_sources = gather_reference(  # lazily: read below, around the simulation
         ref_paths, {v: config.reference_candidates(v) for v in config.variables}
     )
+    keys = {var: _reference_keys(var, ref_raw) for var in config.variables}
     for var in config.variables:
         check_time_and_grid_only(sim[var], ", ".join(sim_sources[var]), "simulation",
                                  allow_members=config.pool_members)
-        check_time_and_grid_only(ref_raw[var], ", ".join(ref_sources[var]), "reference")
+        for key in keys[var]:
+            check_time_and_grid_only(ref_raw[key], ", ".join(ref_sources[key]), "reference")
         units = sim[var].attrs.get("units")
         if units is None:
             raise DataError(f"{sim[var].encoding['source']}: variable {var!r} has no 'units' attribute")
@@ -688,7 +870,7 @@ def load_pair(
             "simulation's calendar"
         )
     if config.outside == "drop":
-        first = ref_raw[config.variables[0]]
+        first = ref_raw[keys[config.variables[0]][0]]
         sim = subset_inside(sim, first)
     frame: Frame | None = None
     if window:  # lazily: the cells around the simulation's points, read below
@@ -698,42 +880,26 @@ def load_pair(
     years = check_overlap(sim, ref_raw, "the simulation", "the reference")
     if frame is not None or not window:  # (not a regular grid: interpolate_to says so)
         ref_raw = read_reference(ref_raw)
+    steps = _Steps(r_freq=r_freq, s_freq=s_freq, target=target, aggregate=aggregate,
+                   step=step, years=years,
+                   calendar=canonical_calendar(s_cal) if convert and aggregate else None)
     ref_vars: dict[str, Any] = {}
     for var in config.variables:
-        r = ref_raw[var]
-        where = ", ".join(ref_sources[var])
-        r.encoding["source"] = where
-        stored = str(r.encoding.get("stored_name", var))  # error messages name it as stored
-        r = r.rename(stored)
-        ends_step = aggregate and r_freq == "subdaily" and ends_its_step(r)
-        if r_freq == "subdaily" and is_precipitation(r) and is_running_daily_total(r):
-            warnings.warn(
-                f"reference {where}: {stored!r} holds running totals since 00 UTC (never "
-                "decreasing within a day: ERA5-Land's convention), not hourly amounts; "
-                "de-accumulated hour by hour before use", stacklevel=2)
-            r = deaccumulate_daily_running_totals(r)
-        r = conform_units(
-            r, sim[var].attrs["units"],
-            accumulation_period=config.accumulation_period,
-        ).rename(var)
-        if aggregate:
-            # in the reference's own calendar, whose days are real days; then converted
-            if isinstance(target, int) and is_instantaneous(sim[var]):
-                offset = int(whole_seconds(sim["time"].values[:1])[0] % 86400 % target)
-                r = sample_instants(r, target, offset)
-            else:
-                how = aggregation_of(sim[var], sim[var].encoding.get("source", "simulation"))
-                r = aggregate_reference(r, r_freq, target, how, ends_step=ends_step,
-                                        source=where, years=years, step=step)
-            if convert:
-                r = r.convert_calendar(canonical_calendar(s_cal), align_on="date",
-                                       use_cftime=True)
+        if var in AFTER_AGGREGATION and keys[var] != [var]:
+            r = _derived_after_aggregation(var, ref_raw, ref_sources, sim[var], steps)
+        else:
+            r = _to_simulation_steps(ref_raw[var], ", ".join(ref_sources[var]), sim, var,
+                                     steps, config)
+        ends = r.encoding.get("ends_step", False)
         r = interpolate_to(r, sim[var], method=config.method, outside="error", frame=frame)
-        check_reference_coverage(r, config.outside, where)
+        check_reference_coverage(r, config.outside, ", ".join(ref_sources[var]))
+        r.encoding["ends_step"] = ends
         ref_vars[var] = r
     ref = xr.Dataset(ref_vars)
     for var in config.variables:
         ref[var].encoding["source"] = ", ".join(ref_sources[var])
+        # as the values are in the pair (converted, renamed, aggregated): ends_its_step
+        ref[var].encoding["ends_step"] = bool(ref_vars[var].encoding["ends_step"])
     return Pair(
         sim=sim,
         ref=ref,
@@ -742,6 +908,6 @@ def load_pair(
         ref_calendar=r_cal,
         sources={
             **{f"simulation:{k}": v for k, v in sim_sources.items()},
-            **{f"reference:{k}": v for k, v in ref_sources.items()},
+            **{f"reference:{k}": v for k, v in ref_sources.items() if k in config.variables},
         },
     )
