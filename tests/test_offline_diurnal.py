@@ -16,7 +16,8 @@ of the slots is corrected as in the whole file; a reference at other times of da
 at training; a perfect model of 3-hour means gets no correction whether it is stamped mid-step
 or at the end of its steps (with time bounds; without them, stamps on the steps' boundaries
 are refused); warnings and errors name the time of day; daily data are not affected; the MLP
-trunk corrects the diurnal cycle too.
+trunk corrects the diurnal cycle too; sub-daily precipitation draws its dry values per time of
+day.
 """
 
 from __future__ import annotations
@@ -352,3 +353,54 @@ def test_mlp_trunk_per_time_of_day(case, tmp_path):
           {k: round(v, 3) for k, v in cycle_mae.items()})
     assert cycle_mae["raw, shape"] > 2.0 and cycle_mae["slots, shape"] < 0.3
     assert cycle_mae["slots"] < 0.5 * cycle_mae["raw"]
+
+
+def _dry_pr(tas: xr.DataArray, name: str, **attrs) -> xr.DataArray:
+    """A precipitation-like flux from temperature (kg m-2 s-1): wet above 283 K, dry (0)
+    below it at every time of day of the same cold days."""
+    x = np.clip(np.asarray(tas.values, np.float64) - 283.0, 0.0, None) * 2e-5
+    return tas.copy(data=x.astype(tas.dtype)).rename(name).assign_attrs(
+        {"units": "kg m-2 s-1", "standard_name": "precipitation_flux", **attrs})
+
+
+def test_each_time_of_day_draws_its_own_dry_values(case, monkeypatch):
+    """Sub-daily precipitation per time of day: the dry values of the calibration are
+    jittered with draws seeded by point *and* time of day, so the slots of one point, dry on
+    the same days, get different draws (the same seed for every slot moved dry 03:00 and
+    15:00 values in lockstep); 00:00 keeps the point's seed (daily data's draws). The
+    correction seeds its draws with the slot it corrects."""
+    from atmocorrect.offline import apply as apply_module
+    from atmocorrect.offline.wetdays import jitter_dry
+
+    d = case["dir"]
+    sim = _write(_dry_pr(case["sim_da"], "pr", cell_methods="area: mean time: point")
+                 .to_dataset(), d / "pr_3hrPt.nc")
+    ref = _write(_dry_pr(case["t2m"], "pr").to_dataset(), d / "pr_1h.nc")
+    pair = load_pair([sim], [ref], PairConfig(("pr",)))
+    data = prepare(pair, TrainConfig(calibration=CALIBRATION))
+    by_name = {v.name: v for v in data.variables}
+    s00, s03, s15 = (by_name[f"pr@{h}"].sim for h in ("00:00", "03:00", "15:00"))
+    raw = np.asarray(pair.sim["pr"].values, np.float64).reshape(pair.sim.sizes["time"], -1)
+    hours = np.array([t.hour for t in pair.sim["time"].values])
+    dry = (raw[hours == 0] == 0) & (raw[hours == 3] == 0) & (raw[hours == 15] == 0)
+    assert dry.sum() > 1000  # the cold days: dry at every time of day
+    assert np.all(s00[dry] != s03[dry]) and np.all(s03[dry] != s15[dry])
+    # 00:00 is jittered as a daily series of the same point is (seed [seed, point])
+    v00 = by_name["pr@00:00"]
+    again = np.log(jitter_dry(raw[hours == 0], v00.wet_threshold, np.arange(raw.shape[1]),
+                              seed=TrainConfig().seed) + v00.offset)
+    np.testing.assert_array_equal(s00, again)
+    # the correction passes each slot to the draws
+    seen: list[int] = []
+
+    def spy(x, threshold, points, seed=20161, slot=0):
+        seen.append(slot)
+        return jitter_dry(x, threshold, points, seed, slot)
+
+    monkeypatch.setattr(apply_module, "jitter_dry", spy)
+    correct_file(CorrectionRequest(method="ml", inputs=(case["sim"],), output=d / "ml_spy.nc",
+                                   model=train_offline(
+                                       [case["sim"]], [case["ref"]], d / "ck_spy",
+                                       PairConfig(("tas",)),
+                                       TrainConfig(steps=5, calibration=CALIBRATION))))
+    assert sorted(set(seen)) == [int(h) * 3600 for h in SLOTS]

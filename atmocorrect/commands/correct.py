@@ -22,6 +22,11 @@ Methods:
   qdm                ibicus quantile delta mapping  } historical run (--historical), or a --model
                                                       checkpoint whose provenance names them
 
+Sub-daily data (3-hourly, hourly) are corrected per time of day by default (--diurnal
+slots): each time of day is a daily series of its own, calibrated on the historical run's
+values at that time of day and the reference's values over the same steps, so a wrong diurnal
+cycle is corrected; --diurnal pooled gives one correction over all hours.
+
 The input is read lazily and corrected in chunks of grid points (dask), so memory stays
 bounded; the output keeps the input's variable names and dimensions, gets a history line, and
 is written to a temporary file that is renamed into place."""
@@ -38,11 +43,15 @@ examples:
   # ibicus QDM for comparison
   atmocorrect correct --method qdm --reference era5_t2m.nc --historical tas_hist.nc \\
       --input tas_ssp585.nc --output tas_ssp585_qdm.nc
+
+  # 3-hourly tas against hourly ERA5: QDM per time of day (the default), or over all hours
+  atmocorrect correct --method qdm --reference era5_t2m_1h_*.nc --historical tas_3hr_hist.nc \\
+      --input tas_3hr_ssp585.nc --output tas_3hr_ssp585_qdm.nc [--diurnal pooled]
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..offline.config import add_pair_arguments
+    from ..offline.config import DIURNAL, TrainConfig, add_pair_arguments
 
     parser.add_argument("--model", metavar="DIR",
                         help="checkpoint directory (needed for ml; optional for classical methods)")
@@ -67,6 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", action="store_true",
                         help="(ml) train the checkpoint into --model first, from --historical "
                         "and --reference over --calibration")
+    parser.add_argument("--diurnal", choices=DIURNAL, default=None,
+                        help="sub-daily data (3-hourly, hourly): correct each time of day on its "
+                        "own (slots: each time of day a daily series, calibrated on the "
+                        "historical run's values at that time of day, so a wrong diurnal cycle "
+                        "is corrected) or with one correction over all hours (pooled). Applies "
+                        "to --train (how the checkpoint is trained, as 'train offline "
+                        "--diurnal') and to the classical methods; an ml checkpoint corrects as "
+                        "it was trained. Daily and monthly data are not affected (default "
+                        f"{TrainConfig.diurnal})")
     add_pair_arguments(parser, from_checkpoint=True)
     parser.add_argument("--chunk-points", type=int, default=None, metavar="N",
                         help="grid points per dask chunk (bounds memory; default 256)")
@@ -87,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args.input, args.output, args.overwrite)
     calibration = parse_period(args.calibration) if args.calibration else None
     names = parse_mapping(args.reference_name, "--reference-name")
+    diurnal = args.diurnal or TrainConfig.diurnal
+    if args.diurnal and args.method == "ml" and not args.train:
+        # the checkpoint's slots decide; a silently ignored --diurnal would mislead
+        raise UsageError(f"--diurnal {args.diurnal} with --method ml applies to --train only: "
+                         f"the checkpoint {args.model} corrects as it was trained (per time "
+                         "of day or over all hours); train one with --train --diurnal "
+                         f"{args.diurnal}, or give --diurnal to a classical method")
     if args.train:
         if args.method != "ml":
             raise UsageError("--train applies to --method ml only")
@@ -103,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                        else args.convert_calendar,
                        accumulation_period=args.accumulation_period),
             TrainConfig(calibration=calibration or TrainConfig.calibration,
-                        threads=max(1, args.threads)),
+                        threads=max(1, args.threads), diurnal=diurnal),
             overwrite=True, progress=not args.quiet,
         )
     elif args.method == "ml" and args.model and not Path(args.model).exists():
@@ -132,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["atmocorrect", "correct", *sys.argv[2:]])
         if len(sys.argv) > 1 and sys.argv[1] == "correct" else None,
         pair_overrides=overrides,
+        diurnal=diurnal,
     )
     out = correct_file(req)
     print(f"wrote {out} ({args.method}, {time.perf_counter() - started:.1f} s)")

@@ -53,6 +53,7 @@ from ..data.timeaxis import (
     years,
 )
 from ..errors import CheckpointError, DataError, FieldError, UsageError
+from .classical import classical_slots
 from .climatology import (
     SPREAD_FLOOR,
     block_groups,
@@ -62,7 +63,7 @@ from .climatology import (
     fit_columns,
     fit_moments,
 )
-from .config import METHODS, ApplyConfig, physical_bounds
+from .config import DIURNAL, METHODS, ApplyConfig, physical_bounds
 from .diurnal import describe_slots, input_slot_rows, slot_name
 from .wetdays import jitter_dry, restore_dry
 
@@ -81,6 +82,10 @@ class CorrectionRequest:
     calibration:
         Calibration years for the classical methods (default: the checkpoint's, else
         1979-2004).
+    diurnal:
+        Sub-daily data and a classical method: ``slots`` adjusts each time of day on its own
+        (:func:`~atmocorrect.offline.classical.classical_slots`), ``pooled`` all hours at once.
+        Daily and monthly data, and ``ml`` (whose checkpoint decides), are not affected.
     """
 
     method: str
@@ -98,10 +103,14 @@ class CorrectionRequest:
     command: str | None = None
     pair: PairConfig | None = None
     pair_overrides: Mapping[str, Any] | None = None
+    diurnal: str = "slots"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise UsageError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.diurnal not in DIURNAL:
+            raise UsageError(f"diurnal must be one of {', '.join(DIURNAL)}, got "
+                             f"{self.diurnal!r}")
         if not self.inputs:
             raise UsageError("no input file given")
 
@@ -184,9 +193,12 @@ def load_offline_model(directory: str | os.PathLike, threads: int = 1):
 
 def ml_correct_points(
     model: Any, var: str, x: np.ndarray, points: np.ndarray, season: np.ndarray,
-    yrs: np.ndarray, cfg: ApplyConfig, frequency: str,
+    yrs: np.ndarray, cfg: ApplyConfig, frequency: str, slot: int = 0,
 ) -> np.ndarray:
-    """Correct ``x`` (time, n) at checkpoint point indices ``points`` (n,).
+    """Correct ``x`` (time, n) at checkpoint point indices ``points`` (n,); ``slot`` is the
+    time of day of a sub-daily series corrected on its own (seconds after 00:00; 0 otherwise),
+    which seeds the dry-day draws with the point (:func:`~atmocorrect.offline.wetdays.
+    draw_seed`).
 
     1. Each value gets a quantile level ``tau`` *within its own era* (``cfg.rank``):
        ``empirical`` (default, as QDM): the rank of its standardised anomaly
@@ -208,7 +220,7 @@ def ml_correct_points(
 
     norm = model.norm[var]
     wet = float(norm.get("wet_threshold", 0.0))  # absent: checkpoints before SSR
-    y = model.forward_transform(var, jitter_dry(x, wet, points))
+    y = model.forward_transform(var, jitter_dry(x, wet, points, slot=slot))
     T, n = y.shape
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes
@@ -389,7 +401,7 @@ def ml_correct_slots(
     out = np.full(x.shape, np.nan)
     for seconds, rows in slots:
         out[rows] = ml_correct_points(model, slot_name(var, seconds), x[rows], points,
-                                      season[rows], yrs[rows], cfg, frequency)
+                                      season[rows], yrs[rows], cfg, frequency, slot=seconds)
     return out
 
 
@@ -406,7 +418,7 @@ def _ml_block(x, lat, lon, *, model, var, season, yrs, cfg, frequency, slots=Non
 
 # ------------------------------------------------------------------------------ classical
 def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t_fut,
-                     bounds=(None, None)):
+                     bounds=(None, None), slots=None):
     """One dask block: every series of ``fut`` (..., time) is adjusted on its own, against the
     series of ``obs``/``hist`` at the same cell and member; ``obs`` (the reference) has size-1
     axes for the member dims (xarray's broadcasting) and serves every member of its cell."""
@@ -416,7 +428,7 @@ def _classical_block(fut, obs, hist, *, method, var, frequency, t_obs, t_hist, t
     f = np.asarray(fut, dtype=np.float64).reshape(-1, shape[-1]).T
     o, h = (np.broadcast_to(np.asarray(a, dtype=np.float64), (*shape[:-1], a.shape[-1]))
             .reshape(-1, a.shape[-1]).T for a in (obs, hist))
-    out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut, bounds)
+    out = correct_block(method, var, frequency, o, h, f, t_obs, t_hist, t_fut, bounds, slots)
     return out.T.reshape(shape).astype(fut.dtype)
 
 
@@ -750,9 +762,15 @@ def correct_file(req: CorrectionRequest) -> Path:
         if pair.frequency != frequency:
             raise DataError(f"{source}: the input is {frequency_word(frequency)}, the "
                             f"historical simulation is {frequency_word(pair.frequency)}")
+        plans: list[str] = []
         for v in variables:
             da = ds[v]
             _same_grid(da, hist_all[v], source)
+            # sub-daily data: each time of day adjusted on its own (None: daily, or pooled)
+            plan = classical_slots(pair, v, obs_all[v], hist_all[v], times, source,
+                                   req.method, req.diurnal)
+            if plan is not None:
+                plans.append(plan.describe())
             have, want = da.attrs.get("units"), hist_all[v].attrs.get("units")
             x = da if U.same(have, want) else _convert(da, have, want, source)
             try:
@@ -779,13 +797,15 @@ def correct_file(req: CorrectionRequest) -> Path:
                 output_core_dims=[["time"]], dask="parallelized", output_dtypes=[x.dtype],
                 kwargs={"method": req.method, "var": v, "frequency": frequency,
                         "t_obs": obs["time_obs"].values, "t_hist": hist["time_hist"].values,
-                        "t_fut": times, "bounds": bounds},
+                        "t_fut": times, "bounds": bounds, "slots": plan},
             ).transpose(*x.dims)
             if not U.same(have, want):
                 out = _convert(out, want, have, source)
             corrected[v] = out
         detail = (f"method {req.method} from ibicus, reference {', '.join(map(str, reference))}, "
                   f"calibration {format_period(calibration)}")
+        if plans:
+            detail += ", " + ", ".join(dict.fromkeys(plans))
     out_ds = _assemble(ds, corrected, req, detail)
     out_ds = restore_layout(out_ds, layout)
     src_for_enc = restore_layout(ds, layout)

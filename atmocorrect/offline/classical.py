@@ -3,7 +3,13 @@
 Not re-implemented here: these call ibicus's debiasers with their published per-variable
 defaults (``from_variable``), so a comparison with them is a comparison with the library users
 already know. ibicus is written for daily data; for monthly data each calendar month is adjusted
-separately with ibicus's within-year running window switched off.
+separately with ibicus's within-year running window switched off. Sub-daily data (3-hourly,
+hourly) are adjusted per time of day (:func:`classical_slots`, as the learned correction does):
+each time of day of the input is a daily series, calibrated on the historical simulation's
+series at that time of day and on the reference's values over the same steps (the pairing of
+:mod:`~atmocorrect.offline.diurnal`), then put back in time order; pooling all hours (``diurnal
+= "pooled"``) would calibrate 03:00 and 15:00 on one distribution and leave a wrong diurnal
+cycle as it is.
 
 Example
 -------
@@ -19,14 +25,21 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import UsageError
-from .config import clip_to_bounds
+from .config import DIURNAL, clip_to_bounds
+from .diurnal import describe_slots, input_slot_rows, pair_slots, source_files, step_seconds
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from ..data.pairs import Pair
 
 CLASSICAL = ("linear-scaling", "quantile-mapping", "qdm")
 #: ibicus's names of variables (its per-variable defaults are used).
@@ -69,6 +82,60 @@ def make_debiaser(method: str, variable: str, frequency: str, **overrides: Any):
         return cls.from_variable(ibicus_variable(variable), **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class SlotRows:
+    """One time of day of sub-daily data: its time indices in the reference (``obs``), the
+    historical simulation (``hist``) and the input (``fut``) of :func:`correct_block`."""
+
+    seconds: int  # after 00:00 UTC, the simulation's stamp
+    obs: np.ndarray
+    hist: np.ndarray
+    fut: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotPlan:
+    """Sub-daily data adjusted per time of day: every slot present in the input, with the
+    rows of the three arrays that belong to it (:func:`classical_slots`)."""
+
+    slots: tuple[int, ...]  # the historical simulation's times of day
+    parts: tuple[SlotRows, ...]  # those present in the input
+
+    def describe(self) -> str:
+        """``one correction per time of day (00:00, 03:00, ... UTC)``, for the output's
+        ``bias_adjustment`` attribute."""
+        return f"one correction per time of day ({describe_slots(self.slots)})"
+
+
+def classical_slots(pair: Pair, var: str, obs: xr.DataArray, hist: xr.DataArray,
+                    t_fut: np.ndarray, source: str, method: str, diurnal: str = "slots"
+                    ) -> SlotPlan | None:
+    """How :func:`correct_block` splits sub-daily data by time of day, or None (daily and
+    monthly data, or ``diurnal="pooled"``: one adjustment over all hours, as before).
+
+    ``pair`` is the calibration pair (:func:`~atmocorrect.data.pairs.load_pair`), ``obs``
+    and ``hist`` its reference and historical simulation of ``var`` over the calibration
+    period, ``t_fut`` the input's times. Each of the historical simulation's times of day is
+    paired with the reference's values over the same steps by the rules the learned
+    correction uses (:func:`~atmocorrect.offline.diurnal.pair_slots`: 3-hour means stamped
+    mid-step or, with time bounds, at the end of their steps pair with the reference's step
+    they cover; a mismatch is an error naming both files). An input at a time of day the
+    historical simulation does not hold is an error naming ``source``, the historical files
+    and the slots: its calibration would have to be borrowed from another time of day.
+    """
+    if diurnal not in DIURNAL:
+        raise UsageError(f"diurnal must be one of {', '.join(DIURNAL)}, got {diurnal!r}")
+    if pair.frequency != "subdaily" or diurnal == "pooled":
+        return None
+    step = step_seconds(hist["time"].values)
+    slots, hist_rows, obs_rows = pair_slots(pair, var, hist, obs, step)
+    fut = dict(input_slot_rows(t_fut, slots, source, None, method=method,
+                               historical=source_files(pair, "simulation", var)))
+    parts = tuple(SlotRows(s, o, h, fut[s])
+                  for s, h, o in zip(slots, hist_rows, obs_rows, strict=True) if s in fut)
+    return SlotPlan(slots, parts)
+
+
 def _apply(debiaser, obs, hist, fut, t_obs, t_hist, t_fut) -> np.ndarray:
     logger = logging.getLogger("ibicus")
     level = logger.level
@@ -95,9 +162,15 @@ def correct_block(
     t_hist: np.ndarray,
     t_fut: np.ndarray,
     bounds: tuple[float | None, float | None] = (None, None),
+    slots: SlotPlan | None = None,
 ) -> np.ndarray:
     """Adjust ``fut`` (time, points) with ``obs`` and ``hist`` (time, points) of the
     calibration period.
+
+    ``slots`` (sub-daily data, :func:`classical_slots`): each time of day is adjusted on its
+    own, as a daily series (ibicus's daily settings and windows), its rows of ``obs``,
+    ``hist`` and ``fut`` taken from the plan, and put back in time order. None: all time
+    steps at once (daily and monthly data, or sub-daily data pooled over all hours).
 
     Missing values (NaN: gaps in a station-based reference, a land-sea mask) are left out:
     points are grouped by where their values are missing, and each group is calibrated on the
@@ -110,8 +183,16 @@ def correct_block(
     output is clipped, as the learned correction's is.
     """
     obs, hist, fut = (np.asarray(a, dtype=np.float64) for a in (obs, hist, fut))
-    return clip_to_bounds(_correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs,
-                                             t_hist, t_fut), *bounds)
+    if slots is None:
+        return clip_to_bounds(_correct_with_gaps(method, variable, frequency, obs, hist, fut,
+                                                 t_obs, t_hist, t_fut), *bounds)
+    out = np.full(fut.shape, np.nan)
+    for part in slots.parts:
+        o, h, f = part.obs, part.hist, part.fut
+        # one time of day is a daily series: ibicus's daily settings apply as they are
+        out[f] = _correct_with_gaps(method, variable, "day", obs[o], hist[h], fut[f], t_obs[o],
+                                    t_hist[h], t_fut[f])
+    return clip_to_bounds(out, *bounds)
 
 
 def _correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,

@@ -27,11 +27,17 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data.timeaxis import whole_seconds
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from ..data.pairs import Pair
 
 DAY = 86400
 
@@ -137,19 +143,102 @@ def calibration_slots(sim_times: np.ndarray, ref_times: np.ndarray, step: int, s
 
 
 def input_slot_rows(times: np.ndarray, slots: Sequence[int], source: str,
-                    model: object) -> list[tuple[int, np.ndarray]]:
+                    model: object, *, historical: str | None = None,
+                    method: str = "ml") -> list[tuple[int, np.ndarray]]:
     """Per calibrated slot present in the input, the input's time indices at that time of
     day; an input time of day that is not a calibrated slot is an error naming the file, the
-    checkpoint and the slots."""
+    checkpoint (or, for a classical ``method``, the ``historical`` simulation it was
+    calibrated on) and the slots.
+
+    >>> import cftime
+    >>> t = np.array([cftime.DatetimeGregorian(2000, 1, 1, h) for h in (1, 4)])
+    >>> input_slot_rows(t, (0, 10800), "in.nc", None, historical="hist.nc", method="qdm")
+    ... # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: in.nc: 2 time step(s) of the input are at times of day
+    (01:00, 04:00 UTC) that the historical simulation hist.nc does not hold: --method qdm ...
+    """
     tod = times_of_day(times)
     extra = sorted(set(np.unique(tod).tolist()) - {int(s) for s in slots})
     if extra:
         n_bad = int(np.isin(tod, extra).sum())
+        head = (f"{source}: {n_bad} time step(s) of the input are at times of day "
+                f"({describe_slots(extra[:8])}{' ...' if len(extra) > 8 else ''}) that ")
+        if historical is None:
+            raise DataError(
+                head + f"the checkpoint {model} was not calibrated at: it corrects each time "
+                f"of day on its own and knows {describe_slots(slots)}; give the input at those "
+                "times of day, or train a checkpoint on a simulation at the input's times of "
+                "day (or one correction over all hours: --diurnal pooled)")
         raise DataError(
-            f"{source}: {n_bad} time step(s) of the input are at times of day "
-            f"({describe_slots(extra[:8])}{' ...' if len(extra) > 8 else ''}) that the "
-            f"checkpoint {model} was not calibrated at: it corrects each time of day on its "
-            f"own and knows {describe_slots(slots)}; give the input at those times of day, "
-            "or train a checkpoint on a simulation at the input's times of day (or one "
-            "correction over all hours: --diurnal pooled)")
+            head + f"the historical simulation {historical} does not hold: --method {method} "
+            "corrects each time of day on its own, calibrated on the historical simulation's "
+            f"values at that time of day, and it holds {describe_slots(slots)}; give the input "
+            "at those times of day, or a historical simulation at the input's times of day "
+            "(or one correction over all hours: --diurnal pooled)")
     return [(int(s), rows) for s in slots if (rows := np.flatnonzero(tod == s)).size]
+
+
+def step_seconds(times: np.ndarray) -> int:
+    """The median time step in whole seconds (cftime or datetime64 times).
+
+    >>> import cftime
+    >>> step_seconds(np.array([cftime.DatetimeGregorian(2000, 1, 1, h) for h in (0, 3, 6)]))
+    10800
+    """
+    return int(round(float(np.median(np.diff(whole_seconds(times))))))
+
+
+def source_files(pair: Pair, role: str, var: str) -> str:
+    """The files of ``role`` (simulation, reference) ``var`` was read from, for messages."""
+    return ", ".join(map(str, pair.sources.get(f"{role}:{var}", ()))) or role
+
+
+def stamp_offset(pair: Pair, var: str, step: int) -> int | None:
+    """Seconds from the start of the step each simulation value of ``var`` describes to its
+    time stamp: 0 for instants (CF ``time: point``), else from the CF time bounds of its first
+    file (0: stamped at the start, ``step // 2`` mid-step, ``step`` at the end); None without
+    bounds (or with bounds that are not steps of ``step`` seconds at one offset)."""
+    from ..data.pairs import is_instantaneous
+    from ..data.readers import open_dataset
+
+    if is_instantaneous(pair.sim[var]):
+        return 0
+    files = pair.sources.get(f"simulation:{var}") or ()
+    if not files:
+        return None
+    try:
+        ds = open_dataset(files[0], check=False)
+    except DataError:
+        return None
+    with ds:
+        name = ds["time"].attrs.get("bounds") or ds["time"].encoding.get("bounds")
+        if name not in ds.variables or ds[name].ndim != 2 or ds[name].shape[1] != 2:
+            return None
+        bounds = ds[name].values
+        if bounds.dtype.kind not in "OM":  # not decoded as times
+            return None
+        stamps = whole_seconds(ds["time"].values)
+        lower, upper = whole_seconds(bounds[:, 0]), whole_seconds(bounds[:, 1])
+    offset = np.unique(stamps - lower)
+    if offset.size != 1 or not 0 <= offset[0] <= step or np.any(upper - lower != step):
+        return None
+    return int(offset[0])
+
+
+def pair_slots(pair: Pair, var: str, sim: xr.DataArray, ref: xr.DataArray, step: int
+               ) -> tuple[tuple[int, ...], list[np.ndarray], list[np.ndarray]]:
+    """:func:`calibration_slots` of ``var`` of a pair read by
+    :func:`~atmocorrect.data.pairs.load_pair` (``sim``/``ref``: its values, possibly a
+    period of them, with their attributes): the rules the learned correction and the
+    classical methods share. The pair labels its means over the simulation's steps by their
+    start and samples instants at the simulation's stamps; a reference at the simulation's
+    own step is as read, and paired by the step ending at its stamp when its attributes say
+    so (ERA5 ``tp``, ``GRIB_stepType`` accum)."""
+    from ..data.pairs import ends_its_step, is_instantaneous
+
+    as_read = "aggregation" not in ref.attrs and not is_instantaneous(sim)
+    return calibration_slots(
+        sim["time"].values, ref["time"].values, step, source_files(pair, "simulation", var),
+        source_files(pair, "reference", var), stamp_offset=stamp_offset(pair, var, step),
+        ref_offset=step if as_read and ends_its_step(ref) else 0)

@@ -33,14 +33,13 @@ import numpy as np
 
 from ..checkpoint import FieldSpec, Manifest, sha256_file, write_checkpoint
 from ..data.coords import cell_latlon, member_dims
-from ..data.pairs import Pair, PairConfig, ends_its_step, is_instantaneous, load_pair
+from ..data.pairs import Pair, PairConfig, load_pair
 from ..data.timeaxis import (
     format_period,
     parse_period,
     require_period,
     season_position,
     select_years,
-    whole_seconds,
 )
 from ..errors import DataError, UsageError
 from .climatology import fit_moments
@@ -54,7 +53,7 @@ from .config import (
     parse_mapping,
     physical_bounds,
 )
-from .diurnal import calibration_slots, describe_slots, slot_name
+from .diurnal import describe_slots, pair_slots, slot_name, source_files, step_seconds
 from .features import PATCH_MONTHS, climatology_patches, join_slot_patches, point_features
 from .wetdays import jitter_dry, wet_threshold
 
@@ -152,16 +151,6 @@ def remove_trend(x: np.ndarray, times: np.ndarray, season: np.ndarray,
     return x - trend[:, None] * np.nan_to_num(coef[-1])[None, :]
 
 
-def step_seconds(times: np.ndarray) -> float:
-    """The median time step in seconds (cftime or datetime64 times)."""
-    return float(np.median(np.diff(whole_seconds(times))))
-
-
-def _files(pair: Pair, role: str, var: str) -> str:
-    """The files of ``role`` (simulation, reference) ``var`` was read from, for messages."""
-    return ", ".join(map(str, pair.sources.get(f"{role}:{var}", ()))) or role
-
-
 def _bounds(var: str, units: str, transform: str, where: str
             ) -> tuple[float | None, float | None]:
     """Physical bounds of ``var`` (:func:`~atmocorrect.offline.config.physical_bounds`);
@@ -191,72 +180,36 @@ def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: st
                       "clipped to the bounds for the logit transform", stacklevel=3)
 
 
-def _stamp_offset(pair: Pair, var: str, step: int) -> int | None:
-    """Seconds from the start of the step each simulation value of ``var`` describes to its
-    time stamp: 0 for instants (CF ``time: point``), else from the CF time bounds of its first
-    file (0: stamped at the start, ``step // 2`` mid-step, ``step`` at the end); None without
-    bounds (or with bounds that are not steps of ``step`` seconds at one offset)."""
-    from ..data.readers import open_dataset
-
-    if is_instantaneous(pair.sim[var]):
-        return 0
-    files = pair.sources.get(f"simulation:{var}") or ()
-    if not files:
-        return None
-    try:
-        ds = open_dataset(files[0], check=False)
-    except DataError:
-        return None
-    with ds:
-        name = ds["time"].attrs.get("bounds") or ds["time"].encoding.get("bounds")
-        if name not in ds.variables or ds[name].ndim != 2 or ds[name].shape[1] != 2:
-            return None
-        bounds = ds[name].values
-        if bounds.dtype.kind not in "OM":  # not decoded as times
-            return None
-        stamps = whole_seconds(ds["time"].values)
-        lower, upper = whole_seconds(bounds[:, 0]), whole_seconds(bounds[:, 1])
-    offset = np.unique(stamps - lower)
-    if offset.size != 1 or not 0 <= offset[0] <= step or np.any(upper - lower != step):
-        return None
-    return int(offset[0])
-
-
 def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig, step: int
-            ) -> tuple[tuple[int, ...], list[tuple[str, str, xr.Dataset, xr.Dataset]]]:
+            ) -> tuple[tuple[int, ...], list[tuple[str, str, xr.Dataset, xr.Dataset, int]]]:
     """The calibration series the network learns: ``(variable, name, simulation,
-    reference)`` per variable, or for sub-daily data with ``cfg.diurnal == "slots"`` per
+    reference, time of day in seconds after 00:00 or 0)`` per variable, or for sub-daily data with ``cfg.diurnal == "slots"`` per
     variable and time of day (``tas@03:00``: the time steps at that time of day, variable-major,
     and the reference's values over the same steps, see
     :func:`~atmocorrect.offline.diurnal.calibration_slots`) and the slots (seconds after
     00:00; empty without slots). ``step``: the simulation's time step in seconds."""
     if pair.frequency != "subdaily" or cfg.diurnal == "pooled":
-        return (), [(v, v, sim, ref) for v in pair.variables]
+        return (), [(v, v, sim, ref, 0) for v in pair.variables]
     slots: tuple[int, ...] = ()
     series = []
     for v in pair.variables:
-        # the pair labels its means over the simulation's steps by their start and samples
-        # instants at the simulation's stamps; a reference at the simulation's own step is
-        # as read (ERA5 tp: each value the step ending at its stamp)
-        as_read = "aggregation" not in ref[v].attrs and not is_instantaneous(sim[v])
-        s, s_rows, r_rows = calibration_slots(
-            sim["time"].values, ref["time"].values, step, _files(pair, "simulation", v),
-            _files(pair, "reference", v), stamp_offset=_stamp_offset(pair, v, step),
-            ref_offset=step if as_read and ends_its_step(ref[v]) else 0)
+        s, s_rows, r_rows = pair_slots(pair, v, sim[v], ref[v], step)
         if slots and s != slots:  # one time axis: cannot happen
             raise DataError(f"the simulation's variables have different times of day: {v!r} "
                             f"{describe_slots(s)}, {pair.variables[0]!r} {describe_slots(slots)}")
         slots = s
-        series += [(v, slot_name(v, t), sim.isel(time=si), ref.isel(time=ri))
+        series += [(v, slot_name(v, t), sim.isel(time=si), ref.isel(time=ri), t)
                    for t, si, ri in zip(s, s_rows, r_rows, strict=True)]
     return slots, series
 
 
 def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dataset,
-                   cfg: TrainConfig, members: tuple[str, ...], step: float) -> VariableData:
+                   cfg: TrainConfig, members: tuple[str, ...], step: float,
+                   slot: int = 0) -> VariableData:
     """The calibration values of ``var`` in ``sim``/``ref`` (its whole calibration period, or
     one time of day's steps), transformed, detrended, checked, named ``name``; ``step`` is
-    the simulation's time step in seconds."""
+    the simulation's time step in seconds, ``slot`` the series' time of day (seconds after
+    00:00; 0 without slots), which seeds the dry-day draws with the point."""
     from ..models.offline_quantile import logit_forward
 
     n_members = int(np.prod([sim.sizes[d] for d in members], dtype=np.int64))
@@ -266,19 +219,19 @@ def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dat
     xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
     transform = cfg.transform(var)
     units = str(sim[var].attrs.get("units", "1"))
-    lower, upper = _bounds(var, units, transform, _files(pair, "simulation", var))
+    lower, upper = _bounds(var, units, transform, source_files(pair, "simulation", var))
     offset = dry = wet = dry_fraction = 0.0
     if transform == "logit":
         assert lower is not None and upper is not None
         for role, x in (("simulation", xs), ("reference", xr_)):
-            _warn_outside(x, lower, upper, units, name, role, _files(pair, role, var))
+            _warn_outside(x, lower, upper, units, name, role, source_files(pair, role, var))
         xs, xr_ = logit_forward(xs, lower, upper), logit_forward(xr_, lower, upper)
     if transform == "log":
         for role, x in (("simulation", xs), ("reference", xr_)):
             low = float(np.nanmin(x)) if np.isfinite(x).any() else 0.0
             if low < 0:
                 raise DataError(
-                    f"{role} {_files(pair, role, var)}: variable {name!r} has negative values "
+                    f"{role} {source_files(pair, role, var)}: variable {name!r} has negative values "
                     f"(minimum {low:.4g} {units}) in {format_period(cfg.calibration)}; its log "
                     "transform needs values >= 0 (another transform: TrainConfig.transforms)")
         offset = 0.01 * float(np.nanmean(xs))
@@ -289,8 +242,8 @@ def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dat
         if wet > 0:  # jittered dry values are > 0: the offset only guards log(0)
             offset = dry = 1e-3 * wet
         cols = np.arange(xs.shape[1])
-        xs = jitter_dry(xs, wet, cols, seed=cfg.seed)
-        xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1)
+        xs = jitter_dry(xs, wet, cols, seed=cfg.seed, slot=slot)
+        xr_ = jitter_dry(xr_, wet, cols, seed=cfg.seed + 1, slot=slot)
         xs, xr_ = np.log(xs + offset), np.log(xr_ + offset)
     if cfg.detrend and transform == "identity":  # each member its own trend
         n_t = sim.sizes["time"]
@@ -323,10 +276,10 @@ def prepare(pair: Pair, cfg: TrainConfig) -> TrainingData:
     ref = select_years(pair.ref, cfg.calibration, "the reference")
     members = member_dims(sim[pair.variables[0]])
     one_member = sim.isel({d: 0 for d in members}, drop=True)
-    step = step_seconds(sim["time"].values)
+    step = float(step_seconds(sim["time"].values))
     slots, series = _series(pair, sim, ref, cfg, int(round(step)))
-    out = [_variable_data(pair, var, name, s, r, cfg, members, step)
-           for var, name, s, r in series]
+    out = [_variable_data(pair, var, name, s, r, cfg, members, step, slot)
+           for var, name, s, r, slot in series]
     lat, lon, grid_shape = _grid_points(one_member[pair.variables[0]])
     clim = np.stack(
         [

@@ -11,7 +11,12 @@ day of the model then has a quantile level like any other value and becomes wet 
 reference is wet at that level (and a drizzle day dry when the reference is dry there).
 
 The random values are drawn per grid point from a generator seeded by the point's index in
-the checkpoint, so a file corrected chunk by chunk gives the same values as in one piece.
+the checkpoint, so a file corrected chunk by chunk gives the same values as in one piece. Sub-
+daily data corrected per time of day seed it with the time of day too (``slot``, seconds
+after 00:00): the slots of one point are series of the same length, and with the point's seed
+alone every slot would get the same draws on the same days, dry 03:00 and dry 15:00 values
+moved in lockstep. Slot 0 (00:00, and daily or monthly data) keeps the point's seed, so their
+draws are those of before.
 
 Example
 -------
@@ -76,17 +81,37 @@ def wet_threshold(variable: str, units: str | None, step_seconds: float | None =
         return 0.0
 
 
-def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = _SEED) -> np.ndarray:
+def draw_seed(seed: int, point: int, slot: int = 0) -> list[int]:
+    """The entropy of a point's generator: ``[seed, point]``, with the time of day ``slot``
+    (seconds after 00:00) appended for the slots of sub-daily data after the first, so that
+    daily data and 00:00 keep the draws they had before slots were seeded.
+
+    >>> draw_seed(20161, 3), draw_seed(20161, 3, 10800)
+    ([20161, 3], [20161, 3, 10800])
+    """
+    return [int(seed), int(point)] + ([int(slot)] if slot else [])
+
+
+def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = _SEED,
+               slot: int = 0) -> np.ndarray:
     """``x`` (time, points) with values below ``threshold`` replaced by log-uniform values in
-    ``(threshold / 100, threshold)``; ``points`` are the columns' point indices (they seed the
-    draws)."""
+    ``(threshold / 100, threshold)``; ``points`` are the columns' point indices and ``slot``
+    the series' time of day (seconds after 00:00; 0 for daily and monthly data): they seed the
+    draws (:func:`draw_seed`), so two times of day of one point get independent draws.
+
+    >>> x = np.zeros((4, 1))
+    >>> bool((jitter_dry(x, 1.0, [0]) == jitter_dry(x, 1.0, [0], slot=0)).all())
+    True
+    >>> bool((jitter_dry(x, 1.0, [0]) != jitter_dry(x, 1.0, [0], slot=10800)).all())
+    True
+    """
     if threshold <= 0:  # no dry days to handle: no copy
         return np.asarray(x, dtype=np.float64)
     out = np.array(x, dtype=np.float64, copy=True)
     for j, p in enumerate(np.asarray(points).ravel()):
         col = out[:, j]
         dry = np.isfinite(col) & (col < threshold)
-        u = np.random.default_rng([seed, int(p)]).uniform(0.0, 1.0, col.shape[0])
+        u = np.random.default_rng(draw_seed(seed, int(p), slot)).uniform(0.0, 1.0, col.shape[0])
         col[dry] = threshold * np.exp(JITTER_DECADES * np.log(10.0) * (u[dry] - 1.0))
     return out
 
