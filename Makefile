@@ -38,12 +38,12 @@ setup: .stamp-system .stamp-venv
 	@touch $@
 
 # The Python environment: torch (CPU build) first, mpi4py compiled against the system MPI.
-.stamp-venv: .stamp-system pyproject.toml
+.stamp-venv: .stamp-system pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q --no-binary=mpi4py "mpi4py>=3.1"
-	$(PIP) install -q "scikit-build-core>=0.10" numpy safetensors xarray netCDF4 cftime tqdm \
+	$(PIP) install -q -c constraints.txt --no-binary=mpi4py "mpi4py>=3.1"
+	$(PIP) install -q -c constraints.txt "scikit-build-core>=0.10" numpy safetensors xarray netCDF4 cftime tqdm \
 	    matplotlib scipy pytest pytest-timeout ruff "f90wrap>=0.2.14" meson ninja dask zarr cfgrib eccodes ibicus
 	@touch $@
 
