@@ -281,3 +281,28 @@ def test_correct_file_per_time_of_day_and_pooled(case):
         correct_file(CorrectionRequest(method="qdm", inputs=(shifted,), output=d / "bad.nc",
                                        reference=(case["ref"],), historical=(case["sim"],),
                                        calibration=CALIBRATION))
+
+
+def test_cli_diurnal_reaches_the_classical_methods_and_is_refused_for_a_trained_ml(
+        case, capsys):
+    """``atmocorrect correct --diurnal pooled`` gives the pooled adjustment (bit for bit
+    ``correct_file(diurnal="pooled")``); with ``--method ml`` and no ``--train`` the
+    checkpoint decides, so ``--diurnal`` is refused rather than silently ignored."""
+    from atmocorrect import cli
+
+    d = case["dir"]
+    out = d / "qdm_cli_pooled.nc"
+    assert cli.main(["correct", "--method", "qdm", "--input", str(case["sim"]), "--output",
+                     str(out), "--reference", str(case["ref"]), "--historical",
+                     str(case["sim"]), "--calibration", "1979-1981", "--diurnal", "pooled",
+                     "--quiet"]) == 0
+    direct = _open(correct_file(CorrectionRequest(
+        method="qdm", inputs=(case["sim"],), output=d / "qdm_direct_pooled.nc",
+        reference=(case["ref"],), historical=(case["sim"],), calibration=CALIBRATION,
+        diurnal="pooled")))["tas"]
+    np.testing.assert_array_equal(_open(out)["tas"].values, direct.values)
+    rc = cli.main(["correct", "--method", "ml", "--model", str(d / "no_checkpoint"), "--input",
+                   str(case["sim"]), "--output", str(d / "ml.nc"), "--diurnal", "slots"])
+    assert rc == 1
+    assert "--diurnal slots with --method ml applies to --train only" in capsys.readouterr().err
+    assert not (d / "ml.nc").exists()
