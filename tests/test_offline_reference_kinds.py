@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import cftime
 import numpy as np
 import pytest
 import xarray as xr
@@ -362,3 +363,66 @@ def test_step_end_is_decided_once_for_aggregation_and_pairing(case):
     sim = _write(hourly.to_dataset(), d / "tas_1hrPt.nc")
     pair, _ = _load(sim, [sub], "tas")
     assert not ends_its_step(pair.ref["tas"])
+
+
+# ------------------------------------------------------------------ sub-daily radiation
+def _rsds_3hr(case) -> Path:
+    """3-hourly rsds means stamped mid-step (01:30, ..., 22:30): the daily rsds of the variant
+    spread over the day by the sun (0 at 01:30, 04:30, 19:30 and 22:30, as the reference's
+    hours are)."""
+    s = case["sim_ds"]["tas"]
+    daily = np.clip(8.0 * (s.values.astype("f8") - 263.0), 3.0, 320.0)
+    hours = np.arange(8) * 3 + 1.5
+    sun = np.maximum(np.cos(2 * np.pi * (hours - 12.0) / 24.0), 0.0)
+    sun /= sun.mean()
+    x = (daily[:, None] * sun[None, :, None, None]).reshape(-1, *s.shape[1:])
+    days = [cftime.DatetimeProlepticGregorian(t.year, t.month, t.day, has_year_zero=True)
+            for t in s["time"].values]  # the model's days are stamped at noon
+    stamps = np.array([t + np.timedelta64(int(h * 60), "m").item() for t in days
+                       for h in hours])
+    da = xr.DataArray(x.astype("f4"), dims=s.dims, name="rsds",
+                      coords={"time": stamps, "lat": s["lat"], "lon": s["lon"]},
+                      attrs={"units": "W m-2", "cell_methods": "area: time: mean",
+                             "standard_name": "surface_downwelling_shortwave_flux_in_air"})
+    return _write(da.to_dataset(), case["dir"] / "rsds_3hr.nc", "minutes since 1979-01-01")
+
+
+def test_sub_daily_radiation_at_night_per_time_of_day(case, tmp_path):
+    """3-hourly rsds against hourly ERA5 ssrd. The classical methods per time of day: at the
+    times of day when both are 0 (night) ibicus's multiplicative linear scaling would divide
+    0 by 0 (NaN at half the steps, silently); those are left as they are, the day's are
+    scaled. ibicus has no QDM defaults for rsds: refused before any work, naming what it
+    has. The learned correction per time of day refuses a time of day that is 0 everywhere,
+    naming it and --diurnal pooled."""
+    from atmocorrect.errors import UsageError
+    from atmocorrect.offline.apply import CorrectionRequest, correct_file
+    from atmocorrect.offline.train import train_offline
+
+    sim, ref = _rsds_3hr(case), case["files"]["ssrd"]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = _open(correct_file(CorrectionRequest(
+            method="linear-scaling", inputs=(sim,), output=tmp_path / "ls.nc",
+            reference=(ref,), historical=(sim,), calibration=(1979, 1980))))["rsds"]
+    assert not [str(w.message) for w in record if "returned no value" in str(w.message)]
+    raw = _open(sim)["rsds"]
+    hours = np.array([t.hour for t in out["time"].values])
+    night = np.isin(hours, (1, 4, 19, 22))
+    assert np.isfinite(out.values).all()
+    np.testing.assert_array_equal(out.values[night], raw.values[night])
+    assert (raw.values[night] == 0).all()
+    day = ~night
+    ratio = out.values[day].mean() / raw.values[day].mean()
+    assert abs(ratio - 1.0) > 0.01  # the day's hours are scaled (ERA5 9 W m-2 K-1, model 8)
+    assert "one correction per time of day" in out.attrs["bias_adjustment"]
+    with pytest.raises(UsageError, match=r"--method qdm: ibicus has no default settings of "
+                       r"QuantileDeltaMapping for 'rsds'.*methods with defaults for it: "
+                       r"linear-scaling \(or --method ml\)"):
+        correct_file(CorrectionRequest(method="qdm", inputs=(sim,), output=tmp_path / "q.nc",
+                                       reference=(ref,), historical=(sim,),
+                                       calibration=(1979, 1980)))
+    assert not list(tmp_path.glob("q.nc*"))
+    with pytest.raises(DataError, match=r"rsds_3hr.nc: variable 'rsds@01:30' is constant \(0 "
+                       r"W m-2 at every point\) over 1979-1980.*--diurnal pooled"):
+        train_offline([sim], [ref], tmp_path / "ck", PairConfig(("rsds",)),
+                      TrainConfig(calibration=(1979, 1980), steps=5))

@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.diurnal and args.method == "ml" and not args.train:
         # the checkpoint's slots decide; a silently ignored --diurnal would mislead
         raise UsageError(f"--diurnal {args.diurnal} with --method ml applies to --train only: "
-                         f"the checkpoint {args.model} corrects as it was trained (per time "
-                         "of day or over all hours); train one with --train --diurnal "
+                         f"{'the checkpoint ' + str(args.model) if args.model else 'a checkpoint'}"
+                         " corrects as it was trained (per time of day or over all hours); "
+                         "train one with --train --diurnal "
                          f"{args.diurnal}, or give --diurnal to a classical method")
     if args.train:
         if args.method != "ml":

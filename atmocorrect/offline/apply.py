@@ -53,7 +53,7 @@ from ..data.timeaxis import (
     years,
 )
 from ..errors import CheckpointError, DataError, FieldError, UsageError
-from .classical import classical_slots
+from .classical import classical_slots, make_debiaser
 from .climatology import (
     SPREAD_FLOOR,
     block_groups,
@@ -764,6 +764,7 @@ def correct_file(req: CorrectionRequest) -> Path:
                             f"historical simulation is {frequency_word(pair.frequency)}")
         plans: list[str] = []
         for v in variables:
+            make_debiaser(req.method, v, frequency)  # before any work: ibicus has defaults
             da = ds[v]
             _same_grid(da, hist_all[v], source)
             # sub-daily data: each time of day adjusted on its own (None: daily, or pooled)

@@ -77,9 +77,39 @@ def make_debiaser(method: str, variable: str, frequency: str, **overrides: Any):
     kwargs = dict(overrides)
     if frequency in ("month", "year"):
         kwargs.setdefault("running_window_mode", False)
+    name = ibicus_variable(variable)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cls.from_variable(ibicus_variable(variable), **kwargs)
+        try:
+            return cls.from_variable(name, **kwargs)
+        except ValueError as exc:  # ibicus: "no default settings exist for the variable ..."
+            raise UsageError(
+                f"--method {method}: ibicus has no default settings of {cls.__name__} for "
+                f"{variable!r} ({exc}); methods with defaults for it: "
+                f"{', '.join(supported_methods(variable)) or 'none'} (or --method ml)"
+            ) from None
+
+
+def supported_methods(variable: str) -> list[str]:
+    """The classical methods for which ibicus has default settings for ``variable``.
+
+    >>> supported_methods("tas"), supported_methods("rsds")
+    (['linear-scaling', 'quantile-mapping', 'qdm'], ['linear-scaling'])
+    """
+    from ibicus.debias import LinearScaling, QuantileDeltaMapping, QuantileMapping
+
+    name = IBICUS_NAMES.get(variable)
+    found = []
+    for method, cls in zip(CLASSICAL, (LinearScaling, QuantileMapping, QuantileDeltaMapping),
+                           strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                cls.from_variable(name)
+            except (ValueError, TypeError):
+                continue
+        found.append(method)
+    return found if name is not None else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,15 +214,56 @@ def correct_block(
     """
     obs, hist, fut = (np.asarray(a, dtype=np.float64) for a in (obs, hist, fut))
     if slots is None:
-        return clip_to_bounds(_correct_with_gaps(method, variable, frequency, obs, hist, fut,
-                                                 t_obs, t_hist, t_fut), *bounds)
+        out = _correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,
+                                 t_fut)
+        _warn_lost(out, fut, obs, hist, method, variable, "over all time steps")
+        return clip_to_bounds(out, *bounds)
     out = np.full(fut.shape, np.nan)
     for part in slots.parts:
         o, h, f = part.obs, part.hist, part.fut
-        # one time of day is a daily series: ibicus's daily settings apply as they are
-        out[f] = _correct_with_gaps(method, variable, "day", obs[o], hist[h], fut[f], t_obs[o],
-                                    t_hist[h], t_fut[f])
+        block = np.full((f.size, fut.shape[1]), np.nan)
+        # a time of day at which both are constant (night-time radiation: 0) has no
+        # distribution to map (ibicus's ratios would be 0 / 0): shifted by the difference
+        # of the constants, i.e. left as it is where they agree
+        const = _constant_columns(obs[o]) & _constant_columns(hist[h])
+        if const.any():
+            shift = np.nanmax(obs[o][:, const], 0) - np.nanmax(hist[h][:, const], 0)
+            block[:, const] = fut[np.ix_(f, np.flatnonzero(const))] + shift
+        rest = np.flatnonzero(~const)
+        if rest.size:
+            # one time of day is a daily series: ibicus's daily settings apply as they are
+            block[:, rest] = _correct_with_gaps(
+                method, variable, "day", obs[np.ix_(o, rest)], hist[np.ix_(h, rest)],
+                fut[np.ix_(f, rest)], t_obs[o], t_hist[h], t_fut[f])
+        _warn_lost(block, fut[f], obs[o], hist[h], method, variable,
+                   f"at {describe_slots([part.seconds])}")
+        out[f] = block
     return clip_to_bounds(out, *bounds)
+
+
+def _constant_columns(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` (time, points) with finite values that are all equal.
+
+    >>> _constant_columns(np.array([[0.0, 1.0, np.nan], [0.0, 2.0, np.nan]])).tolist()
+    [True, False, False]
+    """
+    finite = np.isfinite(x).any(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return finite & (np.nanmax(x, 0) == np.nanmin(x, 0))
+
+
+def _warn_lost(out: np.ndarray, fut: np.ndarray, obs: np.ndarray, hist: np.ndarray,
+               method: str, variable: str, where: str) -> None:
+    """Warn when ibicus turned finite input values into NaN at points that have calibration
+    values (points without any are missing on purpose)."""
+    calibrated = np.isfinite(obs).any(0) & np.isfinite(hist).any(0)
+    lost = np.isfinite(fut) & ~np.isfinite(out) & calibrated[None, :]
+    if lost.any():
+        warnings.warn(
+            f"--method {method}: ibicus returned no value for {int(lost.sum())} of "
+            f"{int((np.isfinite(fut) & calibrated[None, :]).sum())} finite values of "
+            f"{variable!r} {where} (written as missing)", stacklevel=3)
 
 
 def _correct_with_gaps(method, variable, frequency, obs, hist, fut, t_obs, t_hist,

@@ -113,7 +113,7 @@ def calibration_slots(sim_times: np.ndarray, ref_times: np.ndarray, step: int, s
     mismatch = (
         f"the reference {ref_where} has the times of day {describe_slots(r_slots)}, the "
         f"simulation {sim_where} {describe_slots(slots)}")
-    pooled = "train one correction over all hours (diurnal='pooled', --diurnal pooled)"
+    pooled = "use one correction over all hours (diurnal='pooled', --diurnal pooled)"
     if stamp_offset is None:
         starts = np.mod(np.array(r_slots) - ref_offset, DAY)  # the reference's steps
         inside = np.unique(np.mod(np.array(slots) - starts[0], step))

@@ -203,6 +203,27 @@ def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig, step
     return slots, series
 
 
+def _refuse_constant_slot(x: np.ndarray, name: str, units: str, role: str, where: str,
+                          cfg: TrainConfig) -> None:
+    """Refuse a time of day (``name``: ``rsds@00:30``) whose values are constant at every
+    point (night-time radiation: 0): it has no distribution to learn a quantile function of
+    (its log transform would be of 0 everywhere). A single constant point (ice-free sea, a
+    desert's dry days) is left to the transforms, as for daily data."""
+    finite = np.isfinite(x).any(0)
+    if "@" not in name or not finite.any():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        const = finite & (np.nanmax(x, 0) == np.nanmin(x, 0))
+    if const.sum() < finite.sum():
+        return
+    raise DataError(
+        f"{role} {where}: variable {name!r} is constant ({float(np.nanmax(x)):g} {units} at "
+        f"every point) over {format_period(cfg.calibration)}: a time of day without a "
+        "distribution (night-time radiation) cannot be corrected on its own; use one "
+        "correction over all hours (--diurnal pooled)")
+
+
 def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dataset,
                    cfg: TrainConfig, members: tuple[str, ...], step: float,
                    slot: int = 0) -> VariableData:
@@ -219,6 +240,8 @@ def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dat
     xs, xr_ = _pooled(sim[var], members), _flatten(ref[var])
     transform = cfg.transform(var)
     units = str(sim[var].attrs.get("units", "1"))
+    for role, x in (("simulation", xs), ("reference", xr_)):
+        _refuse_constant_slot(x, name, units, role, source_files(pair, role, var), cfg)
     lower, upper = _bounds(var, units, transform, source_files(pair, "simulation", var))
     offset = dry = wet = dry_fraction = 0.0
     if transform == "logit":
