@@ -41,12 +41,52 @@ _LOOKUP = {alias: name for name, aliases in _ALIASES.items() for alias in aliase
 _LOOKUP.update({name.lower(): name for name in _ALIASES})
 
 
+def _udunits_key(key: str) -> str:
+    """A lower-case unit string in one UDUNITS spelling: products by spaces (``kg.m-2.s-1``,
+    ``kg*m-2``), exponents without ``**``/``^`` (``m^-2``), divisions as negative exponents
+    (``kg/(m2 s)``), temperature names without underscores (``degree_C``, ``degrees C``).
+
+    >>> _udunits_key("kg.m^-2.s^-1"), _udunits_key("kg/(m2 s)"), _udunits_key("degrees_c")
+    ('kg m-2 s-1', 'kg m-2 s-1', 'degc')
+    """
+    import re
+
+    text = key.replace("**", "").replace("^", "").replace("·", " ")
+    text = re.sub(r"(?<=[a-z0-9)])[.*](?=[a-z(])", " ", text)  # kg.m-2, kg*m-2
+    temperature = re.fullmatch(r"(?:deg|degs|degree|degrees)[ _]?(c|k|celsius|kelvin)", text)
+    if temperature:
+        return "degc" if temperature.group(1).startswith("c") else "k"
+    terms: list[str] = []
+    sign = 1
+    for part in re.findall(r"/|\([^)]*\)|[^\s/()]+", text):
+        if part == "/":
+            sign = -1
+            continue
+        for token in part.strip("()").split():
+            m = re.fullmatch(r"([a-z%]+)(-?\d+)?", token)
+            if m is None:
+                return key
+            power = sign * int(m.group(2) or 1)
+            terms.append(m.group(1) + ("" if power == 1 else str(power)))
+    return " ".join(terms)  # a/b/c, a/b c: every term after a slash divides
+
+
 def canonical(units: str | None) -> str:
-    """The canonical spelling of a unit string (unknown strings are returned stripped)."""
+    """The canonical spelling of a unit string (unknown strings are returned stripped).
+
+    UDUNITS spellings of the same units are recognised (:func:`_udunits_key`):
+
+    >>> [canonical(u) for u in ("degree_C", "degrees C", "deg_C", "degK", "kg.m-2.s-1",
+    ...                         "kg m^-2 s^-1", "mm/day", "kg/(m2 s)")]
+    ['degC', 'degC', 'degC', 'K', 'kg m-2 s-1', 'kg m-2 s-1', 'mm day-1', 'kg m-2 s-1']
+    """
     if units is None:
         return "1"
     key = " ".join(str(units).strip().split()).lower()
-    return _LOOKUP.get(key, str(units).strip())
+    found = _LOOKUP.get(key)
+    if found is None:
+        found = _LOOKUP.get(_udunits_key(key))
+    return found if found is not None else str(units).strip()
 
 
 def same(a: str | None, b: str | None) -> bool:

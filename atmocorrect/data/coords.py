@@ -375,21 +375,139 @@ def check_time_and_grid_only(da: xr.DataArray, source: str, role: str = "simulat
         f"(xarray .isel({extra[0]}=0), cdo/ncks) or give one file per level")
 
 
+def regular_axes(ds: xr.Dataset, source: str = "dataset", tol: float = 1e-6) -> xr.Dataset:
+    """A regular grid whose ``lat``/``lon`` are stored as 2-D arrays over its two dims
+    (``lat(y, x)``, ``lon(y, x)``, without a rotated pole: latitudes constant along one dim,
+    longitudes along the other) with 1-D ``lat``/``lon`` axes instead, latitudes ascending
+    (a reference must be a regular grid; :func:`standardise` keeps a simulation's layout).
+    Anything else is returned as it is.
+
+    >>> la, lo = np.meshgrid([50.0, 49.0], [8.0, 9.0, 10.0], indexing="ij")
+    >>> ds = xr.Dataset({"t2m": (("time", "y", "x"), np.arange(6.0).reshape(1, 2, 3))},
+    ...                 coords={"lat": (("y", "x"), la), "lon": (("y", "x"), lo)})
+    >>> out = regular_axes(ds)
+    >>> out.t2m.dims, out.lat.values.tolist(), out.t2m.values[0, :, 0].tolist()
+    (('time', 'lat', 'lon'), [49.0, 50.0], [3.0, 0.0])
+    """
+    if "lat" not in ds.coords or "lon" not in ds.coords:
+        return ds
+    lat, lon = ds["lat"], ds["lon"]
+    if lat.ndim != 2 or set(lon.dims) != set(lat.dims):
+        return ds
+    la = np.asarray(lat.values, dtype=float)
+    lon_values = np.asarray(lon.transpose(*lat.dims).values, dtype=float)
+    first = lon_values.flat[0]
+    lo = np.mod(lon_values - first + 180.0, 360.0) - 180.0 + first  # 359 and -1 agree
+    d0, d1 = (str(d) for d in lat.dims)
+    if np.allclose(la, la[:, :1], atol=tol) and np.allclose(lo, lo[:1, :], atol=tol):
+        lat_dim, lon_dim, lat1, lon1 = d0, d1, la[:, 0], lon_values[0, :]
+    elif np.allclose(la, la[:1, :], atol=tol) and np.allclose(lo, lo[:, :1], atol=tol):
+        lat_dim, lon_dim, lat1, lon1 = d1, d0, la[0, :], lon_values[:, 0]
+    else:
+        return ds  # curvilinear
+    if np.unique(lat1).size != lat1.size or np.unique(lon1).size != lon1.size:
+        return ds
+    if any(v.attrs.get("grid_mapping_name") == "rotated_latitude_longitude"
+           for v in ds.variables.values()):
+        return ds
+    out = ds.drop_vars(["lat", "lon", *[d for d in (lat_dim, lon_dim) if d in ds.variables]])
+    out = out.rename({lat_dim: "lat", lon_dim: "lon"})
+    out = out.assign_coords(lat=("lat", lat1, dict(lat.attrs)), lon=("lon", lon1, dict(lon.attrs)))
+    for n in out.data_vars:
+        out[n] = out[n].transpose(*_latlon_order(out[n].dims))
+    if out.sizes["lat"] > 1 and np.all(np.diff(lat1) < 0):
+        out = out.isel(lat=slice(None, None, -1))
+    elif out.sizes["lat"] > 1 and not np.all(np.diff(lat1) > 0):
+        raise DataError(f"{source}: latitudes are not monotonic along {lat_dim!r}: "
+                        f"{lat1[:6]}...")
+    out.attrs, out.encoding = dict(ds.attrs), dict(ds.encoding)
+    for n in out.data_vars:
+        out[n].encoding = dict(ds[n].encoding)
+    return out
+
+
 def is_regular_grid(obj: xr.Dataset | xr.DataArray) -> bool:
     """Whether ``lat``/``lon`` are the 1-D axes of a regular grid (dims ``lat`` and ``lon``)."""
     return ("lat" in obj.coords and "lon" in obj.coords and obj["lat"].dims == ("lat",)
             and obj["lon"].dims == ("lon",))
 
 
+def _expand_scalar_latlon(ds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """A single point stored with scalar ``lat``/``lon`` coordinates (``tas(time)``), or a
+    regular grid whose size-1 ``lat`` or ``lon`` dim was removed (``tas(time, lat)`` beside a
+    scalar ``lon``: ``ncks``/``cdo`` and xarray's ``isel(lon=0)`` do that), gets those size-1
+    dims back on its variables with a time axis, so that it is the 1 x 1 (n x 1) regular grid it
+    is; returns the dataset and the dims added (:func:`restore_layout` removes them again).
+
+    >>> ds = xr.Dataset({"tas": ("time", np.zeros(3))}, coords={"lat": 50.0, "lon": 10.0})
+    >>> out, added = _expand_scalar_latlon(ds)
+    >>> out.tas.dims, added, out.lat.values.tolist()
+    (('time', 'lat', 'lon'), ['lat', 'lon'], [50.0])
+    """
+    if "lat" not in ds.coords or "lon" not in ds.coords:
+        return ds, []
+    lat, lon = ds["lat"], ds["lon"]
+    if lat.ndim == 0 and lon.ndim == 0:
+        expand = ["lat", "lon"]
+    elif lat.ndim == 0 and lon.dims == ("lon",):
+        expand = ["lat"]
+    elif lon.ndim == 0 and lat.dims == ("lat",):
+        expand = ["lon"]
+    else:
+        return ds, []
+    timed = [n for n in ds.data_vars if "time" in ds[n].dims and not _is_bounds_name(str(n))]
+    if not timed or any(d in ds.dims for d in expand):
+        return ds, []
+    coords = {d: ds[d] for d in expand}
+    out = ds.drop_vars(expand)
+    for n in timed:
+        var = out[n]
+        # the new dims after the existing ones: (time, lat) + lon, or (time,) + (lat, lon)
+        out[n] = var.expand_dims({d: 1 for d in expand}, axis=[var.ndim + k for k in
+                                                             range(len(expand))])
+        out[n].attrs, out[n].encoding = ds[n].attrs, ds[n].encoding
+    out = out.assign_coords({d: (d, np.atleast_1d(coords[d].values), coords[d].attrs)
+                             for d in expand})
+    for d in expand:
+        out[d].encoding = dict(coords[d].encoding)
+    out.encoding = dict(ds.encoding)
+    return out, expand
+
+
+def _is_bounds_name(name: str) -> bool:
+    return name.endswith(("_bnds", "_bounds", "_bnd")) or name in ("bnds", "bounds")
+
+
+def _latlon_order(dims: tuple[str, ...]) -> tuple[str, ...]:
+    """``dims`` with ``lat`` before ``lon`` (the order the flattening of a regular grid into
+    points assumes everywhere: point ``i * nlon + j`` is row ``i``, column ``j``).
+
+    >>> _latlon_order(("time", "lon", "lat")), _latlon_order(("time", "lat", "lon"))
+    (('time', 'lat', 'lon'), ('time', 'lat', 'lon'))
+    """
+    if "lat" not in dims or "lon" not in dims:
+        return tuple(dims)
+    i, j = dims.index("lat"), dims.index("lon")
+    if i < j:
+        return tuple(dims)
+    out = list(dims)
+    out[i], out[j] = "lon", "lat"
+    return tuple(out)
+
+
 def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     """``lat``/``lon`` names, ascending 1-D latitudes, one ``time`` axis, ``expver`` merged;
     ``lat``/``lon`` stored as data variables (a file without a ``coordinates`` attribute)
-    become coordinates, and a rotated-pole file without them gets them computed."""
+    become coordinates, and a rotated-pole file without them gets them computed. Variables
+    with a time axis get it first and, on a regular grid, ``lat`` before ``lon`` (a file in
+    ``(time, lon, lat)`` or ``(lat, lon, time)`` order); a single point with scalar
+    ``lat``/``lon`` (or a grid with a size-1 ``lat`` or ``lon`` dim removed) gets them as
+    size-1 dims. :func:`restore_layout` gives output files the input's layout back."""
     ds = merge_expver(ds, source)
     ds = _stack_grib_time(ds)
-    # dims orders that put time elsewhere than first (a member dim before it), to write back
-    orders = {str(n): [str(d) for d in ds[n].dims] for n in ds.data_vars
-              if "time" in ds[n].dims and ds[n].dims[0] != "time"}
+    # the dims orders as stored, to write back where they change below
+    stored = {str(n): tuple(str(d) for d in ds[n].dims) for n in ds.data_vars
+              if "time" in ds[n].dims}
     if "time" in ds.dims:
         ds = ds.transpose("time", ...)
     lat, lon = _find(ds, LAT_NAMES), _find(ds, LON_NAMES)
@@ -408,6 +526,11 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     promoted = [n for n in ("lat", "lon") if n in ds.data_vars and "time" not in ds[n].dims]
     if promoted:
         ds = ds.set_coords(promoted)
+    ds, expanded = _expand_scalar_latlon(ds)
+    if is_regular_grid(ds):  # (time, lon, lat) files: lat before lon, as flattening assumes
+        for n in stored:
+            if n in ds.data_vars and _latlon_order(ds[n].dims) != ds[n].dims:
+                ds[n] = ds[n].transpose(*_latlon_order(ds[n].dims))
     flipped = False
     if "lat" in ds.dims and ds["lat"].ndim == 1 and ds.sizes["lat"] > 1:
         lat_values = ds["lat"].values
@@ -420,25 +543,39 @@ def standardise(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         lon_values = ds["lon"].values
         if np.unique(lon_values).size != lon_values.size:
             raise DataError(f"{source}: longitudes repeat: {lon_values[:6]}...")
+    # dims orders that changed (time put first, lat before lon), in the stored names
+    back = {v: k for k, v in rename.items()}
+    orders = {}
+    for n, dims in stored.items():
+        now = tuple(back.get(str(d), str(d)) for d in ds[n].dims if d not in expanded)
+        if n in ds.data_vars and now != dims:
+            orders[n] = list(dims)
     # what was changed, so that output written for this input can be given its layout back
     ds.encoding["atmocorrect_layout"] = {
-        "renamed": {v: k for k, v in rename.items()},
+        "renamed": back,
         "lat_flipped": flipped,
         **({"derived": derived} if derived else {}),
         **({"promoted": promoted} if promoted else {}),
+        **({"expanded": expanded} if expanded else {}),
         **({"orders": orders} if orders else {}),
     }
     return ds
 
 
 def restore_layout(ds: xr.Dataset, layout: dict | None) -> xr.Dataset:
-    """Undo :func:`standardise`'s renaming and latitude flip (for output files).
+    """Undo :func:`standardise`'s renaming, latitude flip, added size-1 dims and reordering
+    (for output files).
 
     >>> import xarray as xr
     >>> raw = xr.Dataset(coords={"latitude": [50.0, 49.0]})
     >>> std = standardise(raw)
     >>> restore_layout(std, std.encoding["atmocorrect_layout"]).latitude.values.tolist()
     [50.0, 49.0]
+    >>> raw = xr.Dataset({"tas": (("time", "lon", "lat"), np.zeros((1, 3, 2)))},
+    ...                  coords={"lat": [48.0, 49.0], "lon": [8.0, 9.0, 10.0]})
+    >>> std = standardise(raw)
+    >>> std.tas.dims, restore_layout(std, std.encoding["atmocorrect_layout"]).tas.dims
+    (('time', 'lat', 'lon'), ('time', 'lon', 'lat'))
     """
     if not layout:
         return ds
@@ -448,6 +585,9 @@ def restore_layout(ds: xr.Dataset, layout: dict | None) -> xr.Dataset:
         ds = ds.reset_coords([n for n in layout["promoted"] if n in ds.coords])
     if layout.get("lat_flipped") and "lat" in ds.dims:
         ds = ds.isel(lat=slice(None, None, -1))
+    expanded = [d for d in layout.get("expanded", []) if d in ds.dims]
+    if expanded:  # scalar lat/lon in the input: size-1 dims back to scalars
+        ds = ds.isel({d: 0 for d in expanded})
     renamed = {k: v for k, v in layout.get("renamed", {}).items() if k in ds.variables or k in ds.dims}
     ds = ds.rename(renamed) if renamed else ds
     for name, order in layout.get("orders", {}).items():  # e.g. (member_id, time, lat, lon)

@@ -58,7 +58,7 @@ from .conform import (
     is_precipitation,
     is_running_daily_total,
 )
-from .coords import check_time_and_grid_only
+from .coords import check_time_and_grid_only, regular_axes
 from .derived import (
     AFTER_AGGREGATION,
     COMPONENTS,
@@ -83,6 +83,7 @@ from .timeaxis import (
     period_index,
     regular_step,
     same_calendar,
+    sorted_unique_time,
     step_back,
     whole_seconds,
 )
@@ -223,6 +224,9 @@ def gather_variables(
         raise DataError(f"no {role} file given")
     chunks = chunks if isinstance(chunks, str) else (dict(chunks) if chunks else None)
     opened = [open_dataset(p, chunks=chunks) for p in files]
+    if role == "reference":  # a regular grid, each step once and in order, file by file
+        opened = [sorted_unique_time(regular_axes(d, str(p)), f"reference {p}")
+                  for p, d in zip(files, opened, strict=True)]
     out: dict[str, xr.DataArray] = {}
     sources: dict[str, list[str]] = {}
     for var, candidates in names.items():
@@ -892,6 +896,12 @@ def load_pair(
                                      steps, config)
         ends = r.encoding.get("ends_step", False)
         r = interpolate_to(r, sim[var], method=config.method, outside="error", frame=frame)
+        # in the simulation's dims order: the training flattens both to (time, points) alike
+        # (curvilinear lat/lon stored (x, y) beside data in (time, y, x) come out (time, x, y))
+        r = r.transpose(*[d for d in sim[var].dims if d in r.dims], ...)
+        # 2-D lat/lon read lazily and transposed: in memory (xarray cannot index them lazily)
+        r = r.assign_coords({c: r[c].load() for c in ("lat", "lon") if c in r.coords
+                             and r[c].ndim > 1})
         check_reference_coverage(r, config.outside, ", ".join(ref_sources[var]))
         r.encoding["ends_step"] = ends
         ref_vars[var] = r

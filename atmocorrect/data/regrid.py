@@ -397,9 +397,14 @@ def interpolate_to(
     cut by :func:`reference_window` and read in the frame of its whole grid.
     """
     if "lat" not in ref.dims or "lon" not in ref.dims:
+        how = ""
+        if "lat" in ref.coords and ref["lat"].ndim == 2:
+            how = (f" but a curvilinear one (2-D lat/lon over {', '.join(map(str, ref['lat'].dims))}"
+                   "); the reference must be a regular lat/lon grid: regrid it first (cdo "
+                   "remapbil, xesmf)")
         raise DataError(
             f"{ref.encoding.get('source', 'reference')}: variable {ref.name!r} has no lat/lon "
-            f"grid (dims {ref.dims})"
+            f"grid (dims {ref.dims}){how}"
         )
     source, attrs, name = ref.encoding.get("source", "reference"), dict(ref.attrs), ref.name
     if outside == "drop":

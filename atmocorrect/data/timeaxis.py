@@ -458,3 +458,62 @@ def period_index(
     out = np.empty(len(starts), dtype=object)
     out[:] = starts
     return idx, out
+
+
+def sorted_unique_time(ds: xr.Dataset, source: str = "data") -> xr.Dataset:
+    """``ds`` in time order with each time step once: a file whose steps are out of order (a
+    hand-made merge) is sorted, a step stored twice with the same values (an overlap of two
+    downloads merged) is kept once, with a warning naming ``source``; a step stored twice with
+    different values is a :class:`DataError` naming it and the variable (which is right cannot
+    be told). Only the repeated steps are read.
+
+    >>> import cftime, warnings
+    >>> t = [cftime.DatetimeGregorian(2000, 1, d) for d in (1, 3, 2, 2)]
+    >>> ds = xr.Dataset({"t2m": ("time", [1.0, 3.0, 2.0, 2.0])}, coords={"time": t})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     out = sorted_unique_time(ds, "era5.nc")
+    >>> out.t2m.values.tolist(), str(w[0].message)
+    ([1.0, 2.0, 3.0], 'era5.nc: the time steps are not in time order (first: 2000-01-03 00:00 before 2000-01-02 00:00): sorted; 1 step(s) stored twice with the same values (first: 2000-01-02 00:00) are kept once')
+    >>> sorted_unique_time(ds.assign(t2m=("time", [1.0, 3.0, 2.0, 2.5])), "era5.nc")
+    Traceback (most recent call last):
+    atmocorrect.errors.DataError: era5.nc: time step 2000-01-02 00:00 is stored twice with different values of 't2m' (up to 0.5 apart); remove one of them (xarray .drop_duplicates('time'), cdo/ncks)
+    """
+    import warnings
+
+    if "time" not in ds.dims or ds.sizes["time"] < 2:
+        return ds
+    secs = whole_seconds(ds["time"].values)
+    steps = np.diff(secs)
+    if np.all(steps > 0):
+        return ds
+    t = ds["time"].values
+    order = np.argsort(secs, kind="stable")
+    repeated = np.flatnonzero(np.diff(secs[order]) == 0)
+    first, second = order[repeated], order[repeated + 1]
+    for name in ds.data_vars:
+        if "time" not in ds[name].dims or not repeated.size:
+            continue
+        a = np.asarray(ds[name].isel(time=first).values, dtype=np.float64)
+        b = np.asarray(ds[name].isel(time=second).values, dtype=np.float64)
+        differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        if differ.any():
+            k = int(np.flatnonzero(differ.reshape(differ.shape[0], -1).any(axis=1))[0])
+            gap = float(np.nanmax(np.abs(a - b)))
+            units = f" {ds[name].attrs['units']}" if ds[name].attrs.get("units") else ""
+            raise DataError(
+                f"{source}: time step {_stamp(t[first[k]])} is stored twice with different "
+                f"values of {name!r} (up to {gap:.4g}{units} apart); remove one of them (xarray "
+                ".drop_duplicates('time'), cdo/ncks)")
+    keep = np.ones(order.size, dtype=bool)
+    keep[repeated + 1] = False
+    said = []
+    if np.any(steps < 0):
+        i = int(np.argmax(steps < 0))
+        said.append(f"the time steps are not in time order (first: {_stamp(t[i])} before "
+                    f"{_stamp(t[i + 1])}): sorted")
+    if repeated.size:
+        said.append(f"{repeated.size} step(s) stored twice with the same values (first: "
+                    f"{_stamp(t[first[0]])}) are kept once")
+    warnings.warn(f"{source}: {'; '.join(said)}", stacklevel=3)
+    return ds.isel(time=order[keep])
