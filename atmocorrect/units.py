@@ -135,8 +135,15 @@ PLAUSIBLE = {
 }
 
 
-def convert(values, from_units: str, to_units: str, what: str = "values"):
-    """Convert between units related by a scale and offset; raise naming both otherwise."""
+def convert(values, from_units: str, to_units: str, what: str = "values", *,
+            difference: bool = False):
+    """Convert between units related by a scale and offset; raise naming both otherwise.
+    ``difference``: the values are differences (a temperature range), which take the scale
+    but not the offset (a range of 8 K is 8 degC).
+
+    >>> convert(8.0, "K", "degC"), convert(8.0, "K", "degC", difference=True)
+    (-265.15, 8.0)
+    """
     src, dst = canonical(from_units), canonical(to_units)
     if src == dst:
         return values
@@ -146,7 +153,7 @@ def convert(values, from_units: str, to_units: str, what: str = "values"):
         raise FieldError(
             f"{what}: cannot convert units {from_units!r} to {to_units!r}"
         ) from None
-    out = values * scale + offset
+    out = values * scale + (0.0 if difference else offset)
     return out.astype(values.dtype) if isinstance(values, np.ndarray) else out
 
 

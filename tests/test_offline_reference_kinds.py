@@ -426,3 +426,75 @@ def test_sub_daily_radiation_at_night_per_time_of_day(case, tmp_path):
                        r"W m-2 at every point\) over 1979-1980.*--diurnal pooled"):
         train_offline([sim], [ref], tmp_path / "ck", PairConfig(("rsds",)),
                       TrainConfig(calibration=(1979, 1980), steps=5))
+
+
+# ------------------------------------------------------------------ review mends
+def test_tasrange_is_converted_as_a_difference(case, tmp_path):
+    """A reference holding tasrange in K for a simulation's tasrange in degC: 8 K is 8 degC
+    (was -265.15 degC, silently: the offset of absolute temperatures), and the learned
+    correction converts an input in degC the same way (its checkpoint works in K)."""
+    like = case["like"]
+    values = 8.0 + 0.1 * (like.values.astype("f8") - 280.0)  # 5.5 .. 11 K
+    rng_k = _daily_like(like, values, "tasrange", units="K")
+    ref = _write(rng_k.to_dataset(), tmp_path / "ref_tasrange_K.nc", "days since 1979-01-01")
+    s = case["sim_ds"]
+    sims = {}
+    for units in ("K", "degC"):
+        da = (6.0 + 0.1 * (s["tas"] - 280.0)).astype("f4").assign_attrs(
+            units=units, cell_methods="area: time: mean")
+        sims[units] = tmp_path / f"tasrange_{units}.nc"
+        xr.Dataset({"tasrange": da}, attrs=s.attrs).to_netcdf(sims[units])
+    pair, _ = _load(sims["degC"], [ref], "tasrange")
+    in_k, _ = _load(sims["K"], [ref], "tasrange")
+    np.testing.assert_allclose(pair.ref["tasrange"].values, in_k.ref["tasrange"].values)
+    np.testing.assert_allclose(float(pair.ref["tasrange"].mean()),
+                               float(_interp(values, like, s).mean()), rtol=1e-9)
+    assert pair.ref["tasrange"].attrs["units"] == "degC"
+    from atmocorrect.offline.apply import CorrectionRequest, correct_file
+    from atmocorrect.offline.train import train_offline
+
+    ck = train_offline([sims["K"]], [ref], tmp_path / "ck", PairConfig(("tasrange",)),
+                       TrainConfig(calibration=(1979, 1980), steps=5))
+    out = {u: _open(correct_file(CorrectionRequest(
+        method="ml", inputs=(sims[u],), output=tmp_path / f"ml_{u}.nc", model=ck)))["tasrange"]
+        for u in ("K", "degC")}
+    assert out["degC"].attrs["units"] == "degC"
+    np.testing.assert_allclose(out["degC"].values, out["K"].values, atol=1e-4)
+    assert 0.0 < float(out["degC"].mean()) < 20.0
+    # a range has no frost days, even when its file calls it an air temperature
+    from atmocorrect.offline.evaluate import _frost_threshold
+
+    assert _frost_threshold("tasrange", "K", {"standard_name": "air_temperature"}) is None
+    assert _frost_threshold("tasmin", "K", {}) == 273.15
+
+
+def test_era5_land_radiation_running_totals_are_deaccumulated(case, tmp_path):
+    """ERA5-Land ssrd: running totals since 00 UTC. At winter levels their mean flux is
+    plausible, so they were taken as hourly amounts (12.5 times too bright, silently); they
+    are recognised (within a day they never decrease, where hourly solar amounts fall every
+    afternoon) and de-accumulated, giving the pair of the hourly amounts."""
+    ds = _open(case["files"]["ssrd"]).load()
+    amounts = ds["ssrd"].values * 0.4
+    hours = np.array([t.hour for t in ds["time"].values])
+    running, total = np.empty_like(amounts), np.zeros(amounts.shape[1:])
+    for i, h in enumerate(hours):
+        total = amounts[i] if h == 1 else total + amounts[i]
+        running[i] = total
+    hourly = _write(ds.copy(data={"ssrd": amounts}), tmp_path / "era5_ssrd_x04.nc")
+    land = _write(ds.copy(data={"ssrd": running}), tmp_path / "era5land_ssrd_x04.nc")
+    good, _ = _load(case["sims"]["rsds"], [hourly], "rsds")
+    got, record = _load(case["sims"]["rsds"], [land], "rsds")
+    assert any("holds running totals since 00 UTC" in m for m in record), record
+    np.testing.assert_allclose(got.ref["rsds"].values, good.ref["rsds"].values, rtol=1e-6,
+                               atol=1e-6)
+    assert not any("running totals" in m for m in _load(case["sims"]["rsds"], [hourly],
+                                                          "rsds")[1])
+
+
+def test_the_other_downward_flux_is_not_taken_for_radiation(case):
+    """A file holding only ssrd asked for rlds (or only strd for rsds) is refused naming it
+    (was taken with a warning: a solar flux calibrating longwave radiation)."""
+    with pytest.raises(DataError, match=r"era5_ssrd_1h.nc: its only variable 'ssrd' is "
+                       r"downward solar \(shortwave\) radiation, the reference of rsds, not of "
+                       r"rlds: give strd.*--reference-name rlds=ssrd"):
+        load_pair([case["sims"]["rlds"]], [case["files"]["ssrd"]], PairConfig(("rlds",)))

@@ -57,6 +57,16 @@ TEMPERATURE_DIFFERENCES = frozenset({"tasrange", "dtr"})
 DIFFERENCE_RANGE = (-1.0, 80.0)
 
 
+def is_temperature_difference(da: xr.DataArray) -> bool:
+    """Whether ``da`` holds temperature differences (:data:`TEMPERATURE_DIFFERENCES`), which
+    are converted between K and degC without the offset.
+
+    >>> is_temperature_difference(xr.DataArray([8.0], name="tasrange"))
+    True
+    """
+    return str(da.name or "").lower() in TEMPERATURE_DIFFERENCES
+
+
 def plausible_range_of(da: xr.DataArray, units: str | None) -> tuple[float, float] | None:
     """The range ``da``'s values in ``units`` should lie in (:func:`~atmocorrect.units.
     plausible_range`), or :data:`DIFFERENCE_RANGE` for a temperature difference in K or degC.
@@ -66,8 +76,7 @@ def plausible_range_of(da: xr.DataArray, units: str | None) -> tuple[float, floa
     >>> plausible_range_of(xr.DataArray([280.0], name="tas"), "K")
     (150.0, 350.0)
     """
-    if str(da.name or "").lower() in TEMPERATURE_DIFFERENCES and U.canonical(units) in (
-            "K", "degC"):
+    if is_temperature_difference(da) and U.canonical(units) in ("K", "degC"):
         return DIFFERENCE_RANGE
     return U.plausible_range(units)
 
@@ -135,8 +144,9 @@ def is_running_daily_total(da: xr.DataArray, sample_steps: int = 24 * 120,
                            min_wet_pairs: int = 48) -> bool:
     """Whether an hourly accumulated amount holds running totals since 00 UTC (ERA5-Land's
     convention: the value at 01 UTC is the first hour, at 00 UTC the whole previous day) rather
-    than the amount of each hour (ERA5's). Judged on the first ``sample_steps``: within a day a
-    running total never decreases, while hourly amounts fall whenever rain stops.
+    than the amount of each hour (ERA5's), for water (``tp``) and energy (``ssrd``, ``strd``).
+    Judged on the first ``sample_steps``: within a day a running total never decreases, while
+    hourly amounts fall whenever rain stops (the sun sinks, the air cools).
 
     >>> import cftime
     >>> t = [cftime.DatetimeGregorian(2000, 1, 1 + (h + 1) // 24, (h + 1) % 24) for h in range(96)]
@@ -148,7 +158,9 @@ def is_running_daily_total(da: xr.DataArray, sample_steps: int = 24 * 120,
     >>> is_running_daily_total(tp.copy(data=total), min_wet_pairs=10)
     True
     """
-    if not U.is_accumulation(da.attrs.get("units")) or "time" not in da.dims:
+    units = da.attrs.get("units")
+    water = U.is_accumulation(units)
+    if not (water or U.is_energy_accumulation(units)) or "time" not in da.dims:
         return False
     part = da.isel(time=slice(0, sample_steps))
     hours, follows = _hours_and_gaps(part["time"].values)
@@ -156,7 +168,9 @@ def is_running_daily_total(da: xr.DataArray, sample_steps: int = 24 * 120,
     values = values.reshape(values.shape[0], -1)
     same_total = (follows & (hours != 1))[1:]  # pairs (t-1, t) inside one running total
     before, after = values[:-1][same_total], values[1:][same_total]
-    wet = np.isfinite(before) & np.isfinite(after) & (np.maximum(before, after) > 1e-5)
+    # rain (> 1e-5 of a water depth) or daylight (energy: any); dry or dark pairs tell nothing
+    floor = 1e-5 if water else 0.0
+    wet = np.isfinite(before) & np.isfinite(after) & (np.maximum(before, after) > floor)
     if wet.sum() < min_wet_pairs:
         return False
     tolerance = 1e-6 * np.nanmax(np.abs(values))  # packing noise of GRIB/netCDF shorts
@@ -247,7 +261,11 @@ def check_flux(flux: xr.DataArray, flux_units: str, units: str, period: float, *
     rng = U.plausible_range(flux_units)
     if rng is None:
         return
-    part = flux.isel(time=slice(0, sample_steps)) if "time" in flux.dims else flux
+    part = flux
+    if "time" in flux.dims and flux.sizes["time"] > sample_steps:  # over the whole period:
+        # a winter's first steps alone can look plausible with the wrong period
+        part = flux.isel(time=np.unique(np.linspace(0, flux.sizes["time"] - 1,
+                                                    sample_steps).astype(int)))
     values = np.asarray(part.values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -294,7 +312,8 @@ def conform_units(
                            source=source)
             out = U.convert(flux, flux_units, target, what=f"{source}: {da.name}")
         else:
-            out = U.convert(da, have, target, what=f"{source}: {da.name}")
+            out = U.convert(da, have, target, what=f"{source}: {da.name}",
+                            difference=is_temperature_difference(da))
     except FieldError as exc:
         raise DataError(
             f"{source}: variable {da.name!r} is in {have!r}, which cannot be converted to "

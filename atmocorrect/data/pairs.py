@@ -55,8 +55,10 @@ from .conform import (
     check_plausible,
     conform_units,
     deaccumulate_daily_running_totals,
+    is_accumulated_amount,
     is_precipitation,
     is_running_daily_total,
+    is_temperature_difference,
 )
 from .coords import check_time_and_grid_only, regular_axes
 from .derived import (
@@ -122,10 +124,18 @@ REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
 #: reference file holding only one of them would be taken for it (its only variable): ERA5's
 #: net radiation is the downward minus the reflected (emitted) flux, not the downward one.
 NOT_REFERENCES: dict[str, dict[str, str]] = {
-    "rsds": {n: "net surface solar radiation (downward minus reflected), not the downward "
-             "flux: give ssrd" for n in ("ssr", "avg_snswrf", "msnswrf", "ssrc")},
-    "rlds": {n: "net surface thermal radiation (downward minus emitted), not the downward "
-             "flux: give strd" for n in ("str", "avg_snlwrf", "msnlwrf", "strc")},
+    "rsds": {
+        **{n: "net surface solar radiation (downward minus reflected), not the downward "
+           "flux: give ssrd" for n in ("ssr", "avg_snswrf", "msnswrf", "ssrc")},
+        **{n: "downward thermal (longwave) radiation, the reference of rlds, not of rsds: "
+           "give ssrd" for n in ("strd", "avg_sdlwrf", "msdwlwrf", "rlds")},
+    },
+    "rlds": {
+        **{n: "net surface thermal radiation (downward minus emitted), not the downward "
+           "flux: give strd" for n in ("str", "avg_snlwrf", "msnlwrf", "strc")},
+        **{n: "downward solar (shortwave) radiation, the reference of rsds, not of rlds: "
+           "give strd" for n in ("ssrd", "avg_sdswrf", "msdwswrf", "rsds", "qq")},
+    },
 }
 
 PathLike = str | os.PathLike
@@ -722,7 +732,7 @@ def _to_simulation_steps(r: xr.DataArray, where: str, sim: xr.Dataset, var: str,
     # (ERA5 tp, ssrd, mx2t ...), GRIB_stepType or cell_methods, and stamps on the steps' ends
     ends = (steps.r_freq == "subdaily" and steps.step is not None and ends_its_step(r)
             and step_back(r["time"].values, steps.step, True) > 0)
-    if steps.r_freq == "subdaily" and is_precipitation(r) and is_running_daily_total(r):
+    if steps.r_freq == "subdaily" and is_accumulated_amount(r) and is_running_daily_total(r):
         warnings.warn(
             f"reference {where}: {stored!r} holds running totals since 00 UTC (never "
             "decreasing within a day: ERA5-Land's convention), not hourly amounts; "
@@ -796,10 +806,9 @@ def _derived_in_units(out: xr.DataArray, sim: xr.DataArray, where: str) -> xr.Da
     """A derived reference in the simulation's units: ``tasskew`` (1) in 1 or %; ``tasrange``
     (K) in K or degC, as a difference (no offset)."""
     have, want = str(out.attrs["units"]), str(sim.attrs.get("units"))
-    if U.canonical(have) == "K" and U.canonical(want) in ("K", "degC"):
-        return out.assign_attrs(units=want)  # a difference: 1 degC is 1 K
     try:
-        converted = U.convert(out, have, want, what=f"reference {where}: {out.name}")
+        converted = U.convert(out, have, want, what=f"reference {where}: {out.name}",
+                              difference=is_temperature_difference(out))
     except FieldError as exc:
         raise DataError(
             f"{sim.encoding.get('source', 'simulation')}: variable {sim.name!r} is in {want!r}, "

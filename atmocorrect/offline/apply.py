@@ -32,6 +32,7 @@ from .. import __version__
 from .. import units as U
 from ..atomic import atomic_directory, atomic_file
 from ..checkpoint import Manifest, read_manifest, read_weights
+from ..data.conform import is_temperature_difference
 from ..data.coords import (
     cell_latlon,
     check_time_and_grid_only,
@@ -817,7 +818,8 @@ def correct_file(req: CorrectionRequest) -> Path:
 
 def _convert(da: xr.DataArray, have: str, want: str, source: str) -> xr.DataArray:
     try:
-        out = U.convert(da, have, want, what=f"{source}: {da.name}")
+        out = U.convert(da, have, want, what=f"{source}: {da.name}",
+                        difference=is_temperature_difference(da))
     except FieldError as exc:
         raise DataError(f"{source}: variable {da.name!r} is in {have!r}, the correction works "
                         f"in {want!r}, and these do not convert ({exc})") from exc

@@ -45,6 +45,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
+from ..data.conform import TEMPERATURE_DIFFERENCES
 from ..data.coords import (
     cell_latlon,
     check_time_and_grid_only,
@@ -97,7 +98,7 @@ class EvaluationSpec:
 
 def _frost_threshold(var: str, units: str | None, attrs: Mapping[str, Any]) -> float | None:
     is_temp = var in TEMPERATURE_NAMES or attrs.get("standard_name") == "air_temperature"
-    if not is_temp:
+    if not is_temp or var.lower() in TEMPERATURE_DIFFERENCES:  # a range has no frost days
         return None
     if U.same(units, "K"):
         return 273.15
