@@ -199,8 +199,8 @@ DERIVATIONS: dict[str, Derivation] = {
 
 
 #: Names of the daily mean, maximum and minimum 2 m temperature in a reference (ERA5 netCDF,
-#: ecCodes/GRIB, CMIP, E-OBS), tried in order; as in :data:`~atmocorrect.data.pairs.
-#: REFERENCE_NAMES`.
+#: ecCodes/GRIB, CMIP, E-OBS), tried in order; :data:`~atmocorrect.data.pairs.REFERENCE_NAMES`
+#: takes them for ``tas``, ``tasmax`` and ``tasmin``.
 TAS_NAMES = ("t2m", "2t", "tas", "tg")
 TASMAX_NAMES = ("mx2t", "tasmax", "tx", "mx2t24")
 TASMIN_NAMES = ("mn2t", "tasmin", "tn", "mn2t24")

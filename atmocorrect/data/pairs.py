@@ -64,6 +64,9 @@ from .coords import check_time_and_grid_only, regular_axes
 from .derived import (
     AFTER_AGGREGATION,
     COMPONENTS,
+    TAS_NAMES,
+    TASMAX_NAMES,
+    TASMIN_NAMES,
     component_key,
     derive_reference,
     is_input_of,
@@ -95,9 +98,9 @@ from .timeaxis import (
 #: file that holds a single variable is used for a single requested variable whatever its name
 #: (with a warning): ERA5 daily statistics from the new CDS call the daily maximum ``t2m`` too.
 REFERENCE_NAMES: dict[str, tuple[str, ...]] = {
-    "tas": ("t2m", "2t", "tas", "tg"),
-    "tasmax": ("mx2t", "tasmax", "tx", "mx2t24"),
-    "tasmin": ("mn2t", "tasmin", "tn", "mn2t24"),
+    "tas": TAS_NAMES,
+    "tasmax": TASMAX_NAMES,
+    "tasmin": TASMIN_NAMES,
     "pr": ("tp", "pr", "rr", "mtpr", "avg_tprate"),
     "psl": ("msl", "psl", "pp"),
     "ps": ("sp", "ps"),
