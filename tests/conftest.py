@@ -33,6 +33,38 @@ def diurnal_anomaly(days, rng) -> np.ndarray:
     return amp * shape[None, :]
 
 
+def stamps_at(days, hours, minutes: int = 0) -> np.ndarray:
+    """The stamps at ``hours`` (+ ``minutes``) UTC of each of ``days`` (cftime, the date
+    only), in time order, proleptic Gregorian."""
+    import cftime
+
+    return np.array([cftime.DatetimeProlepticGregorian(t.year, t.month, t.day, int(h), minutes,
+                                                       has_year_zero=True)
+                     for t in days for h in hours])
+
+
+def perfect_three_hour_model(t2m, like, days, minutes: int, bounds: bool):
+    """A perfect 3-hourly model of ``tas``: the exact 3-hour means of the hourly reference
+    ``t2m`` interpolated to the points of ``like`` (the model's ``tas``), each stamped
+    ``minutes`` after the start of its step (90: mid-step, 180: at its end, as CF allows),
+    with CF time bounds or without; an ``xarray.Dataset`` to write."""
+    import xarray as xr
+
+    means = t2m.coarsen(time=3).mean().interp(lat=like["lat"].astype("f8"),
+                                              lon=like["lon"].astype("f8"))
+    start = stamps_at(days, np.arange(0, 24, 3))
+    ds = xr.DataArray(means.values, dims=like.dims, name="tas",
+                      coords={"time": start + np.timedelta64(minutes, "m").item(),
+                              "lat": like["lat"], "lon": like["lon"]},
+                      attrs={"units": "K", "standard_name": "air_temperature",
+                             "cell_methods": "area: time: mean"}).to_dataset()
+    if bounds:
+        ds["time_bnds"] = xr.DataArray(
+            np.stack([start, start + np.timedelta64(3, "h").item()], axis=1), dims=("time", "bnds"))
+        ds["time"].attrs["bounds"] = "time_bnds"
+    return ds
+
+
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1",
     "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",

@@ -28,10 +28,10 @@ import time
 import warnings
 from pathlib import Path
 
-import cftime
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import perfect_three_hour_model, stamps_at
 
 from atmocorrect import cli
 from atmocorrect.checkpoint import read_manifest, read_weights
@@ -73,10 +73,7 @@ def _cycle(days: np.ndarray, hours: np.ndarray, amp: float, peak: float,
     return a * np.cos(2 * np.pi * (hours[None, :] - peak) / 24.0)
 
 
-def _stamps(days: np.ndarray, hours: np.ndarray, minutes: int = 0) -> np.ndarray:
-    return np.array([cftime.DatetimeProlepticGregorian(t.year, t.month, t.day, int(h), minutes,
-                                                       has_year_zero=True)
-                     for t in days for h in hours])
+_stamps = stamps_at
 
 
 def _sub_daily(daily: xr.DataArray, hours: np.ndarray, cycle: np.ndarray, name: str,
@@ -232,19 +229,8 @@ def _perfect_model(case, minutes: int, bounds: bool, name: str) -> Path:
     """A perfect 3-hourly model: the exact 3-hour means of the hourly reference on the model's
     points, each stamped ``minutes`` after the start of its step (90: mid-step, 180: at its
     end, as CF allows), with CF time bounds or without."""
-    like = case["sim_da"]
-    means = case["t2m"].coarsen(time=3).mean().interp(lat=like["lat"].astype("f8"),
-                                                        lon=like["lon"].astype("f8"))
-    start = _stamps(case["daily_ref"]["time"].values, SLOTS)
-    ds = xr.DataArray(means.values, dims=like.dims, name="tas",
-                      coords={"time": start + np.timedelta64(minutes, "m").item(),
-                              "lat": like["lat"], "lon": like["lon"]},
-                      attrs={"units": "K", "standard_name": "air_temperature",
-                             "cell_methods": "area: time: mean"}).to_dataset()
-    if bounds:
-        ds["time_bnds"] = xr.DataArray(
-            np.stack([start, start + np.timedelta64(3, "h").item()], axis=1), dims=("time", "bnds"))
-        ds["time"].attrs["bounds"] = "time_bnds"
+    ds = perfect_three_hour_model(case["t2m"], case["sim_da"], case["daily_ref"]["time"].values,
+                                  minutes, bounds)
     return _write(ds, case["dir"] / name, "minutes since 1979-01-01")
 
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import cftime
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times
+from conftest import diurnal_anomaly, hourly_times, perfect_three_hour_model, stamps_at
 
 from atmocorrect.data import samples
 from atmocorrect.data.pairs import PairConfig, load_pair
@@ -51,10 +50,7 @@ def _write(ds: xr.Dataset, path: Path, units: str = "minutes since 1979-01-01") 
     return path
 
 
-def _stamps(days: np.ndarray, hours: np.ndarray, minutes: int = 0) -> np.ndarray:
-    return np.array([cftime.DatetimeProlepticGregorian(t.year, t.month, t.day, int(h), minutes,
-                                                       has_year_zero=True)
-                     for t in days for h in hours])
+_stamps = stamps_at
 
 
 def _model_cycle(days: np.ndarray) -> np.ndarray:
@@ -176,20 +172,8 @@ def _perfect_model(case, minutes: int, bounds: bool, name: str) -> Path:
     """A perfect 3-hourly model: the exact 3-hour means of the hourly reference at the
     model's points, each stamped ``minutes`` after the start of its step, with CF time bounds
     or without."""
-    like = case["sim_da"]
-    means = case["t2m"].coarsen(time=3).mean().interp(lat=like["lat"].astype("f8"),
-                                                        lon=like["lon"].astype("f8"))
-    start = _stamps(case["days"], SLOTS)
-    ds = xr.DataArray(means.values, dims=like.dims, name="tas",
-                      coords={"time": start + np.timedelta64(minutes, "m").item(),
-                              "lat": like["lat"], "lon": like["lon"]},
-                      attrs={"units": "K", "standard_name": "air_temperature",
-                             "cell_methods": "area: time: mean"}).to_dataset()
-    if bounds:
-        ds["time_bnds"] = xr.DataArray(
-            np.stack([start, start + np.timedelta64(3, "h").item()], axis=1), dims=("time", "bnds"))
-        ds["time"].attrs["bounds"] = "time_bnds"
-    return _write(ds, case["dir"] / name)
+    return _write(perfect_three_hour_model(case["t2m"], case["sim_da"], case["days"], minutes,
+                                           bounds), case["dir"] / name)
 
 
 def test_three_hour_means_pair_with_the_reference_step_they_cover(case):
