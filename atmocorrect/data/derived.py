@@ -212,16 +212,15 @@ class Component:
     within each day of the reference variable stored under one of ``names``; the extremes
     fall back to sub-daily ``t2m`` (:func:`reference_components`)."""
 
-    name: str
     statistic: Literal["mean", "max", "min"]
     names: tuple[str, ...]
 
 
 #: The inputs of the derivations after the aggregation, by name.
 COMPONENTS: dict[str, Component] = {
-    "tas": Component("tas", "mean", TAS_NAMES),
-    "tasmax": Component("tasmax", "max", TASMAX_NAMES),
-    "tasmin": Component("tasmin", "min", TASMIN_NAMES),
+    "tas": Component("mean", TAS_NAMES),
+    "tasmax": Component("max", TASMAX_NAMES),
+    "tasmin": Component("min", TASMIN_NAMES),
 }
 
 
@@ -292,15 +291,14 @@ class AfterAggregation:
     (:data:`COMPONENTS`, the arguments of ``compute`` in order), after the aggregation of
     sub-daily steps to days and before days are aggregated to months."""
 
-    target: str
     components: tuple[str, ...]
     compute: Callable[..., xr.DataArray]
 
 
 #: The derivations after the aggregation, by the CMIP (ISIMIP) name of the simulation variable.
 AFTER_AGGREGATION: dict[str, AfterAggregation] = {
-    "tasrange": AfterAggregation("tasrange", ("tasmax", "tasmin"), diurnal_range),
-    "tasskew": AfterAggregation("tasskew", ("tas", "tasmax", "tasmin"), diurnal_skewness),
+    "tasrange": AfterAggregation(("tasmax", "tasmin"), diurnal_range),
+    "tasskew": AfterAggregation(("tas", "tasmax", "tasmin"), diurnal_skewness),
 }
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as U
-from ..errors import DataError, FieldError
+from ..errors import DataError
 from .conform import (
     check_plausible,
     conform_units,
@@ -58,7 +58,6 @@ from .conform import (
     is_accumulated_amount,
     is_precipitation,
     is_running_daily_total,
-    is_temperature_difference,
 )
 from .coords import check_time_and_grid_only, regular_axes
 from .derived import (
@@ -800,24 +799,11 @@ def _derived_after_aggregation(var: str, ref: xr.Dataset, sources: Mapping[str, 
         out.attrs["aggregation"] = f"derived per day after {', '.join(done)}"
     if steps.calendar is not None:
         out = out.convert_calendar(steps.calendar, align_on="date", use_cftime=True)
-    out = _derived_in_units(out, sim, where)
+    # in the simulation's units (tasskew: 1 or %; tasrange: K or degC, as a difference)
+    out.encoding = {"source": where}
+    out = conform_units(out, str(sim.attrs.get("units")), check=False)
     out.encoding = {"source": where, "ends_step": False}
     return out
-
-
-def _derived_in_units(out: xr.DataArray, sim: xr.DataArray, where: str) -> xr.DataArray:
-    """A derived reference in the simulation's units: ``tasskew`` (1) in 1 or %; ``tasrange``
-    (K) in K or degC, as a difference (no offset)."""
-    have, want = str(out.attrs["units"]), str(sim.attrs.get("units"))
-    try:
-        converted = U.convert(out, have, want, what=f"reference {where}: {out.name}",
-                              difference=is_temperature_difference(out))
-    except FieldError as exc:
-        raise DataError(
-            f"{sim.encoding.get('source', 'simulation')}: variable {sim.name!r} is in {want!r}, "
-            f"but {out.name!r} derived from the reference {where} is in {have!r} and cannot be "
-            f"converted to it") from exc
-    return converted.assign_attrs({**out.attrs, "units": want})
 
 
 def load_pair(

@@ -61,8 +61,8 @@ def ibicus_variable(variable: str) -> str:
         ) from None
 
 
-def make_debiaser(method: str, variable: str, frequency: str, **overrides: Any):
-    """The ibicus debiaser for ``method`` with ibicus's defaults for ``variable``."""
+def debiaser_classes() -> dict[str, type]:
+    """ibicus's debiaser class of each classical method."""
     try:
         from ibicus.debias import LinearScaling, QuantileDeltaMapping, QuantileMapping
     except ImportError as exc:
@@ -70,8 +70,13 @@ def make_debiaser(method: str, variable: str, frequency: str, **overrides: Any):
             "the classical methods need ibicus: pip install 'ibicus>=1.1' (or the project's "
             "[offline] extra)"
         ) from exc
-    cls = {"linear-scaling": LinearScaling, "quantile-mapping": QuantileMapping,
-           "qdm": QuantileDeltaMapping}.get(method)
+    return dict(zip(CLASSICAL, (LinearScaling, QuantileMapping, QuantileDeltaMapping),
+                    strict=True))
+
+
+def make_debiaser(method: str, variable: str, frequency: str, **overrides: Any):
+    """The ibicus debiaser for ``method`` with ibicus's defaults for ``variable``."""
+    cls = debiaser_classes().get(method)
     if cls is None:
         raise UsageError(f"method {method!r} is not one of {', '.join(CLASSICAL)}")
     kwargs = dict(overrides)
@@ -96,12 +101,9 @@ def supported_methods(variable: str) -> list[str]:
     >>> supported_methods("tas"), supported_methods("rsds")
     (['linear-scaling', 'quantile-mapping', 'qdm'], ['linear-scaling'])
     """
-    from ibicus.debias import LinearScaling, QuantileDeltaMapping, QuantileMapping
-
     name = IBICUS_NAMES.get(variable)
     found = []
-    for method, cls in zip(CLASSICAL, (LinearScaling, QuantileMapping, QuantileDeltaMapping),
-                           strict=True):
+    for method, cls in debiaser_classes().items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

@@ -162,20 +162,20 @@ def input_slot_rows(times: np.ndarray, slots: Sequence[int], source: str,
     extra = sorted(set(np.unique(tod).tolist()) - {int(s) for s in slots})
     if extra:
         n_bad = int(np.isin(tod, extra).sum())
-        head = (f"{source}: {n_bad} time step(s) of the input are at times of day "
-                f"({describe_slots(extra[:8])}{' ...' if len(extra) > 8 else ''}) that ")
         if historical is None:
-            raise DataError(
-                head + f"the checkpoint {model} was not calibrated at: it corrects each time "
-                f"of day on its own and knows {describe_slots(slots)}; give the input at those "
-                "times of day, or train a checkpoint on a simulation at the input's times of "
-                "day (or one correction over all hours: --diurnal pooled)")
+            unknown = f"the checkpoint {model} was not calibrated at: it corrects"
+            knows, other = "knows", "train a checkpoint on a simulation"
+        else:
+            unknown = (f"the historical simulation {historical} does not hold: --method "
+                       f"{method} corrects")
+            knows, other = ("is calibrated on the historical simulation's values at that time "
+                            "of day, and it holds"), "a historical simulation"
         raise DataError(
-            head + f"the historical simulation {historical} does not hold: --method {method} "
-            "corrects each time of day on its own, calibrated on the historical simulation's "
-            f"values at that time of day, and it holds {describe_slots(slots)}; give the input "
-            "at those times of day, or a historical simulation at the input's times of day "
-            "(or one correction over all hours: --diurnal pooled)")
+            f"{source}: {n_bad} time step(s) of the input are at times of day "
+            f"({describe_slots(extra[:8])}{' ...' if len(extra) > 8 else ''}) that {unknown} "
+            f"each time of day on its own and {knows} {describe_slots(slots)}; give the input "
+            f"at those times of day, or {other} at the input's times of day (or one correction "
+            "over all hours: --diurnal pooled)")
     return [(int(s), rows) for s in slots if (rows := np.flatnonzero(tod == s)).size]
 
 

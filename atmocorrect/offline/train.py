@@ -183,9 +183,10 @@ def _warn_outside(x: np.ndarray, lower: float, upper: float, units: str, var: st
 def _series(pair: Pair, sim: xr.Dataset, ref: xr.Dataset, cfg: TrainConfig, step: int
             ) -> tuple[tuple[int, ...], list[tuple[str, str, xr.Dataset, xr.Dataset, int]]]:
     """The calibration series the network learns: ``(variable, name, simulation,
-    reference, time of day in seconds after 00:00 or 0)`` per variable, or for sub-daily data with ``cfg.diurnal == "slots"`` per
-    variable and time of day (``tas@03:00``: the time steps at that time of day, variable-major,
-    and the reference's values over the same steps, see
+    reference, time of day in seconds after 00:00 or 0)`` per variable, or for sub-daily data
+    with ``cfg.diurnal == "slots"`` per variable and time of day (``tas@03:00``: the time
+    steps at that time of day, variable-major, and the reference's values over the same steps,
+    see
     :func:`~atmocorrect.offline.diurnal.calibration_slots`) and the slots (seconds after
     00:00; empty without slots). ``step``: the simulation's time step in seconds."""
     if pair.frequency != "subdaily" or cfg.diurnal == "pooled":
@@ -254,9 +255,10 @@ def _variable_data(pair: Pair, var: str, name: str, sim: xr.Dataset, ref: xr.Dat
             low = float(np.nanmin(x)) if np.isfinite(x).any() else 0.0
             if low < 0:
                 raise DataError(
-                    f"{role} {source_files(pair, role, var)}: variable {name!r} has negative values "
-                    f"(minimum {low:.4g} {units}) in {format_period(cfg.calibration)}; its log "
-                    "transform needs values >= 0 (another transform: TrainConfig.transforms)")
+                    f"{role} {source_files(pair, role, var)}: variable {name!r} has negative "
+                    f"values (minimum {low:.4g} {units}) in {format_period(cfg.calibration)}; "
+                    "its log transform needs values >= 0 (another transform: "
+                    "TrainConfig.transforms)")
         offset = 0.01 * float(np.nanmean(xs))
         dry = 0.5 * offset
         wet = wet_threshold(var, sim[var].attrs.get("units"), step)
