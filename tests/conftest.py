@@ -33,6 +33,21 @@ def diurnal_anomaly(days, rng) -> np.ndarray:
     return amp * shape[None, :]
 
 
+def open_cftime(path: Path):
+    """A netCDF file opened with its times decoded to cftime (as the package reads them)."""
+    import xarray as xr
+
+    return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+
+
+def write_cftime(ds, path: Path, units: str) -> Path:
+    """``ds`` written to ``path`` with integer times in ``units`` of the proleptic Gregorian
+    calendar (exact stamps, whatever the step)."""
+    ds["time"].encoding = {"units": units, "calendar": "proleptic_gregorian", "dtype": "int64"}
+    ds.to_netcdf(path)
+    return path
+
+
 def stamps_at(days, hours, minutes: int = 0) -> np.ndarray:
     """The stamps at ``hours`` (+ ``minutes``) UTC of each of ``days`` (cftime, the date
     only), in time order, proleptic Gregorian."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import perfect_three_hour_model, stamps_at
+from conftest import open_cftime, perfect_three_hour_model, stamps_at, write_cftime
 
 from atmocorrect import cli
 from atmocorrect.checkpoint import read_manifest, read_weights
@@ -43,7 +43,6 @@ from atmocorrect.offline.config import NetworkConfig, TrainConfig
 from atmocorrect.offline.train import prepare, train_offline
 
 warnings.filterwarnings("ignore", category=FutureWarning)
-CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
 YEARS = slice("1979", "1981")
 CALIBRATION = (1979, 1981)
 STEPS = 150
@@ -52,14 +51,11 @@ A_SIM, PEAK_SIM = 2.0, 12.0  # K, UTC hour
 A_REF, PEAK_REF = 5.0, 15.0
 
 
-def _open(path: Path) -> xr.Dataset:
-    return xr.open_dataset(path, decode_times=CODER)
+_open = open_cftime
 
 
 def _write(ds: xr.Dataset, path: Path, units: str = "hours since 1979-01-01") -> Path:
-    ds["time"].encoding = {"units": units, "calendar": "proleptic_gregorian", "dtype": "int64"}
-    ds.to_netcdf(path)
-    return path
+    return write_cftime(ds, path, units)
 
 
 def _cycle(days: np.ndarray, hours: np.ndarray, amp: float, peak: float,

@@ -26,7 +26,7 @@ import cftime
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times
+from conftest import diurnal_anomaly, hourly_times, open_cftime, write_cftime
 
 from atmocorrect.data import samples
 from atmocorrect.data.pairs import PairConfig, ends_its_step, load_pair
@@ -34,20 +34,16 @@ from atmocorrect.errors import DataError
 from atmocorrect.offline.config import TrainConfig
 from atmocorrect.offline.train import _series
 
-CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
 YEARS = slice("1979", "1980")
 NDAYS = 731
 INCOMPLETE = "hold fewer values than a complete"
 
 
-def _open(path: Path) -> xr.Dataset:
-    return xr.open_dataset(path, decode_times=CODER)
+_open = open_cftime
 
 
 def _write(ds: xr.Dataset, path: Path, units: str = "hours since 1979-01-01") -> Path:
-    ds["time"].encoding = {"units": units, "calendar": "proleptic_gregorian", "dtype": "int64"}
-    ds.to_netcdf(path)
-    return path
+    return write_cftime(ds, path, units)
 
 
 def _interp(values: np.ndarray, like: xr.DataArray, sim: xr.Dataset) -> np.ndarray:

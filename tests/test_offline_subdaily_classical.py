@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times, perfect_three_hour_model, stamps_at
+from conftest import (
+    diurnal_anomaly,
+    hourly_times,
+    open_cftime,
+    perfect_three_hour_model,
+    stamps_at,
+    write_cftime,
+)
 
 from atmocorrect.data import samples
 from atmocorrect.data.pairs import PairConfig, load_pair
@@ -35,19 +42,15 @@ from atmocorrect.offline.apply import CorrectionRequest, correct_file
 from atmocorrect.offline.classical import SlotPlan, classical_slots, correct_block
 
 warnings.filterwarnings("ignore", category=FutureWarning)
-CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
 CALIBRATION = (1979, 1981)
 SLOTS = np.arange(0, 24, 3)
 
 
-def _open(path: Path) -> xr.Dataset:
-    return xr.open_dataset(path, decode_times=CODER)
+_open = open_cftime
 
 
 def _write(ds: xr.Dataset, path: Path, units: str = "minutes since 1979-01-01") -> Path:
-    ds["time"].encoding = {"units": units, "calendar": "proleptic_gregorian", "dtype": "int64"}
-    ds.to_netcdf(path)
-    return path
+    return write_cftime(ds, path, units)
 
 
 _stamps = stamps_at
