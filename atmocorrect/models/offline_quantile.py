@@ -64,6 +64,46 @@ def quantile_from_coeffs(coeffs: torch.Tensor, z: torch.Tensor, ramps: int) -> t
     return q
 
 
+def dry_quantiles(u: np.ndarray, norm: Mapping[str, Any]) -> np.ndarray:
+    """Standardised transformed values of the dry-day draws at levels ``u`` within the dry
+    part: the quantile function of :func:`~atmocorrect.offline.wetdays.jitter_dry`'s
+    log-uniform draws below the wet-day threshold, known exactly, so not learned.
+
+    >>> n = {"wet_threshold": 1.0, "offset": 0.0, "mean": 0.0, "std": 1.0}
+    >>> dry_quantiles(np.array([0.0, 0.5, 1.0]), n).round(3).tolist()  # log(0.01 .. 1)
+    [-4.605, -2.303, 0.0]
+    """
+    from ..offline.wetdays import JITTER_DECADES
+
+    x = float(norm["wet_threshold"]) * np.exp(JITTER_DECADES * np.log(10.0) * (u - 1.0))
+    return (np.log(x + float(norm["offset"])) - float(norm["mean"])) / float(norm["std"])
+
+
+def hurdle_quantiles(z: np.ndarray, dry_fraction: np.ndarray, wet_quantiles,
+                     norm: Mapping[str, Any]) -> np.ndarray:
+    """The quantile function of all values (standardised, (rows, m)) of a variable with dry
+    days, at scores ``z`` (m,), from its dry-day fraction ``p`` (rows,) and the quantile
+    function of its wet values, ``wet_quantiles(z_wet)`` with ``z_wet`` (rows, m):
+    ``Q(tau) = D(tau / p)`` below ``p`` (:func:`dry_quantiles`), else
+    ``max(Q_wet((tau - p) / (1 - p)), threshold)``. Increasing in ``z``.
+
+    >>> n = {"wet_threshold": 1.0, "offset": 0.0, "mean": 0.0, "std": 1.0}
+    >>> q = hurdle_quantiles(np.array([-1.0, 0.0, 1.0]), np.array([0.5]), lambda zw: 1 + zw, n)
+    >>> q.round(3).tolist()  # the lower half dry (below log 1 = 0), the upper half wet
+    [[-3.144, 0.0, 1.475]]
+    """
+    from scipy.special import ndtr, ndtri
+
+    tau = ndtr(np.asarray(z, dtype=np.float64))[None, :]
+    p = np.clip(np.asarray(dry_fraction, dtype=np.float64), 0.0, 1.0 - 1e-9)[:, None]
+    z_wet = ndtri(np.clip((tau - p) / (1.0 - p), 1e-12, 1.0 - 1e-12))
+    threshold = dry_quantiles(np.ones(1), norm)[0]
+    wet = np.maximum(np.asarray(wet_quantiles(z_wet), dtype=np.float64), threshold)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dry = dry_quantiles(np.clip(tau / np.maximum(p, 1e-300), 1e-12, 1.0), norm)
+    return np.where(tau < p, dry, wet)
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenLayout:
     """How a flat input row of the transformer trunk is laid out:
@@ -167,7 +207,7 @@ class QuantileNet(nn.Module):
 
     def __init__(self, n_inputs: int, hidden: int, layers: int, ramps: int, sources: int = 2,
                  *, trunk: str = "mlp", layout: TokenLayout | None = None, d_model: int = 32,
-                 heads: int = 2, transformer_layers: int = 2):
+                 heads: int = 2, transformer_layers: int = 2, hurdle: bool = False):
         super().__init__()
         self.trunk_kind = trunk
         self.layout = layout
@@ -189,18 +229,29 @@ class QuantileNet(nn.Module):
             raise ModelError(f"unknown trunk {trunk!r} (mlp or transformer)")
         self.ramps = ramps
         self.sources = sources
-        self.n_coeffs = 4 + ramps
+        #: one more coefficient per source, the logit of the dry-day fraction (see
+        #: :func:`hurdle_quantiles`), when a variable has dry days
+        self.hurdle = hurdle
+        self.n_coeffs = 4 + ramps + int(hurdle)
         self.head = nn.Linear(width, sources * self.n_coeffs)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             bias = torch.full((sources, self.n_coeffs), -4.0)
             bias[:, 0] = 0.0
             bias[:, 1] = _SOFTPLUS_ONE  # start from the standard normal: Q(z) ~ z
+            if hurdle:
+                bias[:, -1] = 0.0  # dry on half the days
             self.head.bias.copy_(bias.reshape(-1))
 
     def coeffs(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, sources, 4 + ramps)."""
+        """(n, sources, 4 + ramps [+ 1: the dry-fraction logit])."""
         return self.head(self.trunk(x)).reshape(x.shape[0], self.sources, self.n_coeffs)
+
+    def dry_logit(self, x: torch.Tensor, source: int) -> torch.Tensor:
+        """Logit of the dry-day fraction of ``source`` (n,); only with ``hurdle``."""
+        if not self.hurdle:
+            raise ModelError("this network has no dry-day fraction (hurdle off)")
+        return self.coeffs(x)[:, source, -1]
 
     def quantiles(self, x: torch.Tensor, z: torch.Tensor, source: int) -> torch.Tensor:
         return quantile_from_coeffs(self.coeffs(x)[:, source], z, self.ramps)
@@ -257,6 +308,7 @@ def build_net(hyper: Mapping[str, Any]) -> QuantileNet:
             d_model=int(net.get("d_model", 32)),
             heads=int(net.get("heads", 2)),
             transformer_layers=int(net.get("transformer_layers", 2)),
+            hurdle=bool(net.get("hurdle", False)),  # absent: written before it existed
         )
     except ModelError as exc:
         raise CheckpointError(f"offline checkpoint: {exc}") from exc
@@ -385,6 +437,10 @@ class OfflineQuantileModel:
             self.lon = tensors["grid.lon"].double().numpy()
             self.point_feats = tensors["grid.features"].float().numpy()
             self.moments = {v: tensors[f"clim.{v}"].double().numpy() for v in self.variables}
+            #: the calibration simulation's own quantile tables of variables whose dry-day
+            #: fraction is learned (offline.train.simulation_quantile_table); absent: none
+            self.sim_quantiles = {v: tensors[f"simq.{v}"].double().numpy()
+                                  for v in self.variables if f"simq.{v}" in tensors}
             # points the reference had no value at (absent: every point had)
             has_ref = tensors.get("grid.has_reference")
             self.has_reference = (np.ones(self.lat.shape, dtype=bool) if has_ref is None
@@ -485,6 +541,8 @@ class OfflineQuantileModel:
                 zz = torch.from_numpy(z.astype(np.float32))
                 if what == "delta":
                     out = self.net.delta(x, zz)
+                elif what.startswith("dry "):  # the dry-day fraction of a source
+                    out = torch.sigmoid(self.net.dry_logit(x, SOURCES.index(what[4:])))
                 else:
                     out = self.net.quantiles(x, zz, source=SOURCES.index(what))
         except Exception as exc:  # pragma: no cover - defensive
@@ -501,6 +559,60 @@ class OfflineQuantileModel:
         return input_features(season, self.point_feats[point], self.variables.index(var),
                               len(self.variables), self.harmonics)
 
+    def empirical_simulation(self, var: str) -> bool:
+        """Whether the simulation's side of ``var``'s correction comes from the calibration
+        simulation's own quantiles (stored in the checkpoint) rather than from the network."""
+        return var in self.sim_quantiles and self.hurdle(var)
+
+    def _simulation_table(self, var: str, points: np.ndarray, nodes: np.ndarray,
+                          z: np.ndarray) -> np.ndarray:
+        """The stored calibration quantiles (transformed units), (points, nodes, z): the
+        seasonal mean plus the spread times the anomaly quantile of the nearest stored node,
+        interpolated linearly in ``z`` (clamped at the stored range)."""
+        from ..offline.apply import moments_at
+
+        spec = self.hyper["simulation_quantiles"]
+        table = self.sim_quantiles[var][points]  # (points, stored nodes, levels)
+        n_stored = table.shape[1]
+        k = np.minimum((np.asarray(nodes) * n_stored).astype(int), n_stored - 1)
+        grid = np.linspace(float(spec["z_min"]), float(spec["z_max"]), table.shape[2])
+        pos = np.clip((z - grid[0]) / (grid[1] - grid[0]), 0.0, grid.size - 1.0)
+        i0 = np.minimum(np.floor(pos).astype(int), grid.size - 2)
+        frac = pos - i0
+        anom = table[:, k][..., i0] * (1.0 - frac) + table[:, k][..., i0 + 1] * frac
+        mean, spread = moments_at(self.moments[var][points], np.asarray(nodes, dtype=float))
+        return mean.T[:, :, None] + spread.T[:, :, None] * anom
+
+    def hurdle(self, var: str) -> bool:
+        """Whether ``var``'s dry-day fraction is learned explicitly
+        (:func:`hurdle_quantiles`; ``NetworkConfig.hurdle``)."""
+        n = self.norm[var]
+        return bool(n.get("hurdle", False)) and float(n.get("wet_threshold", 0.0)) > 0 \
+            and self.net.hurdle
+
+    def _quantiles(self, var: str, feats: np.ndarray, z: np.ndarray, source: str
+                   ) -> np.ndarray:
+        """Standardised quantiles (rows, m) of ``source`` at scores ``z`` (m,), the same for
+        every row."""
+        if not self.hurdle(var):
+            return self._forward(feats, np.broadcast_to(z[None, :], (feats.shape[0], z.size)),
+                                 source)
+        p = self._forward(feats, np.zeros((feats.shape[0], 1)), "dry " + source)
+        return hurdle_quantiles(z, p, lambda z_wet: self._forward(feats, z_wet, source),
+                                self.norm[var])
+
+    def dry_fraction(self, var: str, points: np.ndarray, nodes: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The learned dry-day fractions (reference, simulation), (points, nodes) each."""
+        if not self.hurdle(var):
+            raise ModelError(f"variable {var!r} has no learned dry-day fraction")
+        out = np.empty((2, points.size, nodes.size))
+        for rows, feats in self._feats_by_padding(var, points, nodes):
+            for k, source in enumerate(SOURCES):
+                p = self._forward(feats, np.zeros((feats.shape[0], 1)), "dry " + source)
+                out[k, rows] = p.reshape(rows.size, nodes.size)
+        return out[0], out[1]
+
     def delta(
         self, var: str, point: np.ndarray, season: np.ndarray, tau: np.ndarray
     ) -> np.ndarray:
@@ -508,22 +620,32 @@ class OfflineQuantileModel:
         from scipy.special import ndtri
 
         z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6))[:, None]
-        out = self._forward(self._feats(var, point, season), z, "delta")[:, 0]
+        feats = self._feats(var, point, season)
+        if self.hurdle(var):
+            out = np.array([self._quantiles(var, feats[i:i + 1], z[i], "reference")[0, 0]
+                            - self._quantiles(var, feats[i:i + 1], z[i], "simulation")[0, 0]
+                            for i in range(z.shape[0])])
+        else:
+            out = self._forward(feats, z, "delta")[:, 0]
         return out * float(self.norm[var]["std"])
 
     def tables(
         self, var: str, points: np.ndarray, nodes: np.ndarray, z: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Reference and simulation quantiles (transformed units) on a (point, season node,
-        z) grid: two arrays of shape (len(points), len(nodes), len(z))."""
+        z) grid: two arrays of shape (len(points), len(nodes), len(z)). The simulation's
+        come from the stored calibration quantiles where the checkpoint has them
+        (:meth:`empirical_simulation`), else from the network."""
         n = self.norm[var]
         q_ref = np.empty((points.size, nodes.size, z.size))
         q_sim = np.empty_like(q_ref)
         for rows, feats in self._feats_by_padding(var, points, nodes):
-            zz = np.broadcast_to(z[None, :], (rows.size * nodes.size, z.size))
             shape = (rows.size, nodes.size, z.size)
-            q_ref[rows] = self._forward(feats, zz, "reference").reshape(shape) * n["std"] + n["mean"]
-            q_sim[rows] = self._forward(feats, zz, "simulation").reshape(shape) * n["std"] + n["mean"]
+            q_ref[rows] = self._quantiles(var, feats, z, "reference").reshape(shape) * n["std"] + n["mean"]
+            if not self.empirical_simulation(var):
+                q_sim[rows] = self._quantiles(var, feats, z, "simulation").reshape(shape) * n["std"] + n["mean"]
+        if self.empirical_simulation(var):
+            q_sim = self._simulation_table(var, points, nodes, z)
         return q_ref, q_sim
 
     def _feats_by_padding(self, var: str, points: np.ndarray, nodes: np.ndarray):
@@ -549,10 +671,17 @@ class OfflineQuantileModel:
         from scipy.special import ndtri
 
         z = ndtri((np.arange(levels) + 0.5) / levels)
+        if self.empirical_simulation(var):
+            q_ref, q_sim = self.tables(var, points, nodes, z)
+            return (q_ref - q_sim).mean(axis=-1)
         out = np.empty((points.size, nodes.size))
         for rows, feats in self._feats_by_padding(var, points, nodes):
-            zz = np.broadcast_to(z[None, :], (feats.shape[0], levels))
-            d = self._forward(feats, zz, "delta").mean(axis=1)
+            if self.hurdle(var):
+                d = (self._quantiles(var, feats, z, "reference")
+                     - self._quantiles(var, feats, z, "simulation")).mean(axis=1)
+            else:
+                zz = np.broadcast_to(z[None, :], (feats.shape[0], levels))
+                d = self._forward(feats, zz, "delta").mean(axis=1)
             out[rows] = d.reshape(rows.size, nodes.size)
         return out * float(self.norm[var]["std"])
 

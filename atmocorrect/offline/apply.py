@@ -215,6 +215,11 @@ def ml_correct_points(
        so no steps in time; ``blocks``: per 1/12-year block; ``none``: left as it is), which
        keeps the change of the mean between eras exactly the simulation's.
 
+    A variable whose dry-day fraction is learned (daily precipitation; ``NetworkConfig.
+    hurdle``) takes ``Q_sim`` from the calibration simulation's own quantiles stored in the
+    checkpoint (``model.empirical_simulation``): its change term is then exact and step 3 is
+    skipped.
+
     Quantile functions are tabulated on (season node, z) grids and interpolated linearly.
     """
     from scipy.special import ndtri
@@ -229,9 +234,22 @@ def ml_correct_points(
     # once per distinct point: ensemble members bring the same point several times
     distinct, per_column = np.unique(points, return_inverse=True)
     q_ref, q_sim = model.tables(var, distinct, nodes, z)
-    delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)[per_column]
-    dbar_nodes = smooth_season(model.mean_delta(var, distinct, nodes),
-                               cfg.season_smoothing_days, axis=1)[per_column]
+    empirical = getattr(model, "empirical_simulation", lambda v: False)(var)
+    mean_adjust = cfg.mean_adjust
+    if empirical:
+        # the simulation's side is the calibration's own quantiles, as the ranks are read:
+        # only the learned reference side is smoothed over the season, so a value's change
+        # from the calibration climate at its level is exact (zero in the calibration), as
+        # in QDM. The mean needs no pinning then; pinned in the log space of a variable with
+        # dry days (whose dry draws are random) it changed the climate-change signal.
+        delta_tab = (smooth_season(q_ref, cfg.season_smoothing_days, axis=1)
+                     - q_sim)[per_column]
+        dbar_nodes = np.zeros((n, n_nodes))
+        mean_adjust = "none"
+    else:
+        delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)[per_column]
+        dbar_nodes = smooth_season(model.mean_delta(var, distinct, nodes),
+                                   cfg.season_smoothing_days, axis=1)[per_column]
     pos = season * n_nodes - 0.5
     j0 = np.floor(pos).astype(int) % n_nodes
     j1 = (j0 + 1) % n_nodes
@@ -280,7 +298,7 @@ def ml_correct_points(
                                                                    cols)
                 dbar[rows] += weight[rows, None] * dbar_nodes[None, :, k]
     finite = np.isfinite(y)
-    if cfg.mean_adjust == "blocks":
+    if mean_adjust == "blocks":
         groups = block_groups(season, yrs, cfg.window_years)
         for g in np.unique(groups):
             rows = groups == g
@@ -288,7 +306,7 @@ def ml_correct_points(
             with np.errstate(invalid="ignore"):
                 shift = np.nanmean(diff, axis=0) if finite[rows].any() else np.zeros(n)
             delta[rows] += np.where(np.isfinite(shift), shift, 0.0)
-    elif cfg.mean_adjust == "harmonic":
+    elif mean_adjust == "harmonic":
         for targets, _ in era_list:
             rows = np.flatnonzero(np.isin(yrs, targets))
             h = cfg.mean_adjust_harmonics if rows.size > 4 * (2 * cfg.mean_adjust_harmonics + 1) else 0

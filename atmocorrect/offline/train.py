@@ -371,11 +371,26 @@ class _Group:
     source: int
     values: np.ndarray  # (time, points), standardised, NaN where missing
     bin_times: np.ndarray  # (bins, max_len) time indices, -1 = padding
+    #: the wet-day threshold, standardised, of a variable whose dry-day fraction is learned
+    #: explicitly (NetworkConfig.hurdle); None: one quantile function over all values
+    threshold: float | None = None
 
 
-def _groups(data: TrainingData, n_bins: int) -> list[_Group]:
+def uses_hurdle(v: VariableData, network: NetworkConfig) -> bool:
+    """Whether the dry-day fraction of ``v`` is learned explicitly (``network.hurdle``, and
+    ``v`` has a wet-day threshold)."""
+    return network.hurdle and v.wet_threshold > 0
+
+
+def standardised_threshold(v: VariableData) -> float:
+    """The wet-day threshold in the standardised transformed space the network works in."""
+    return (float(np.log(v.wet_threshold + v.offset)) - v.mean) / v.std
+
+
+def _groups(data: TrainingData, n_bins: int, network: NetworkConfig) -> list[_Group]:
     out = []
     for vi, v in enumerate(data.variables):
+        threshold = standardised_threshold(v) if uses_hurdle(v, network) else None
         for source, values, season in ((0, v.ref, v.ref_season), (1, v.sim, v.sim_season)):
             b = np.minimum((season * n_bins).astype(int), n_bins - 1)
             members = [np.flatnonzero(b == k) for k in range(n_bins)]
@@ -384,21 +399,29 @@ def _groups(data: TrainingData, n_bins: int) -> list[_Group]:
             for k, m in enumerate(members):
                 bin_times[k, : len(m)] = m
             std = ((values - v.mean) / v.std).astype(np.float32)
-            out.append(_Group(vi, source, std, bin_times))
+            out.append(_Group(vi, source, std, bin_times, threshold))
     return out
 
 
 def _contexts(group: _Group, points: np.ndarray):
-    """Sorted values per (bin, point) context: (bins * points, max_len), +inf padded."""
+    """Sorted values per (bin, point) context: (bins * points, max_len), +inf padded, their
+    counts, prefix sums and counts of dry values. With a learned dry-day fraction the sorted
+    values and their counts are the wet values' only (the dry ones are counted)."""
     idx = group.bin_times  # (bins, L)
     vals = group.values[np.maximum(idx, 0)][:, :, points]  # (bins, L, P)
     vals = np.where((idx >= 0)[:, :, None] & np.isfinite(vals), vals, np.inf)
     vals = np.sort(vals, axis=1).transpose(0, 2, 1).reshape(-1, idx.shape[1])
+    n_dry = np.zeros(vals.shape[0])
+    if group.threshold is not None:
+        dry = vals < np.float32(group.threshold)
+        n_dry = dry.sum(axis=1).astype(np.float64)
+        vals = np.sort(np.where(dry, np.inf, vals), axis=1)
     n = np.isfinite(vals).sum(axis=1)
     prefix = np.concatenate(
         [np.zeros((vals.shape[0], 1)), np.cumsum(np.where(np.isfinite(vals), vals, 0.0), 1)], 1
     )
-    return vals.astype(np.float32), n.astype(np.float32), prefix.astype(np.float64)
+    return vals.astype(np.float32), n.astype(np.float32), prefix.astype(np.float64), \
+        n_dry.astype(np.float32)
 
 
 def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
@@ -433,10 +456,11 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     patches, patch_mask = patches_of(data, netcfg) if transformer else (None, None)
     net = QuantileNet(n_inputs(data, netcfg), netcfg.hidden, netcfg.layers, netcfg.ramps,
                       trunk=netcfg.trunk, layout=layout, d_model=netcfg.d_model,
-                      heads=netcfg.heads, transformer_layers=netcfg.transformer_layers)
+                      heads=netcfg.heads, transformer_layers=netcfg.transformer_layers,
+                      hurdle=netcfg.hurdle)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.02)
-    groups = _groups(data, n_bins)
+    groups = _groups(data, n_bins, netcfg)
     taus_np = (np.arange(cfg.quantile_levels) + 0.5) / cfg.quantile_levels
     taus = torch.from_numpy(taus_np.astype(np.float32))[None, :]
     z_grid = torch.from_numpy(ndtri(taus_np).astype(np.float32))[None, :]
@@ -449,7 +473,7 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
         values, counts, prefix sums and sources. The MLP gets one input row per context; the
         transformer one per (variable, bin, point), shared by its two sources (half the
         attention work)."""
-        feats, sorted_, counts, prefixes, sources = [], [], [], [], []
+        feats, sorted_, counts, prefixes, sources, drys, flags = [], [], [], [], [], [], []
         season = np.repeat(centres, points.size)
         pts = np.tile(points, n_bins)
         per_var = n_bins * points.size
@@ -457,8 +481,8 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
             if full and gi in cache:
                 ctx = cache[gi]
             else:
-                vals, n, prefix = _contexts(g, points)
-                keep = n > 0
+                vals, n, prefix, n_dry = _contexts(g, points)
+                keep = (n + n_dry) > 0
                 if transformer:
                     x = torch.from_numpy(g.var_index * per_var + np.flatnonzero(keep))
                 else:
@@ -467,10 +491,13 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
                         cfg.network.harmonics)[keep])
                 ctx = (x, torch.from_numpy(vals[keep]),
                        torch.from_numpy(n[keep]), torch.from_numpy(prefix[keep]),
-                       torch.full((int(keep.sum()),), g.source, dtype=torch.long))
+                       torch.full((int(keep.sum()),), g.source, dtype=torch.long),
+                       torch.from_numpy(n_dry[keep]),
+                       torch.full((int(keep.sum()),), float(g.threshold is not None)))
                 if full:
                     cache[gi] = ctx
-            for lst, item in zip((feats, sorted_, counts, prefixes, sources), ctx, strict=True):
+            for lst, item in zip((feats, sorted_, counts, prefixes, sources, drys, flags), ctx,
+                                 strict=True):
                 lst.append(item)
         width = max(s.shape[1] for s in sorted_)
         pad = [torch.nn.functional.pad(s, (0, width - s.shape[1]), value=float("inf"))
@@ -491,7 +518,7 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
             inputs = torch.cat(feats)
             rows = torch.arange(inputs.shape[0])
         return (inputs, rows, torch.cat(pad), torch.cat(counts), torch.cat(ppad),
-                torch.cat(sources))
+                torch.cat(sources), torch.cat(drys), torch.cat(flags))
 
     history: list[float] = []
     iterator: Any = range(cfg.steps)
@@ -504,7 +531,7 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
         for _step in iterator:
             points = all_points if full else np.sort(
                 rng.choice(n_points, cfg.points_per_step, replace=False))
-            x, rows, vals, n, prefix, src = batch(points)
+            x, rows, vals, n, prefix, src, n_dry, hurdle_rows = batch(points)
             coeffs = net.coeffs(x)[rows, src]
             q = quantile_from_coeffs(coeffs, z_grid.expand(rows.shape[0], -1), net.ramps)
             k = torch.searchsorted(vals, q.detach().contiguous(), right=True)
@@ -513,7 +540,14 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
             kf = k.float()
             nn_ = n[:, None]
             loss_ctx = taus * ((s_n - s_k) - (nn_ - kf) * q) + (1 - taus) * (kf * q - s_k)
-            loss = loss_ctx.sum() / (n.sum() * taus.shape[1])
+            if net.hurdle:  # wet values: the pinball loss above; dry fraction: cross-entropy
+                logit = coeffs[:, -1]
+                dry_loss = (n_dry * torch.nn.functional.softplus(-logit)
+                            + n * torch.nn.functional.softplus(logit)) * hurdle_rows
+                loss = (loss_ctx.sum() + taus.shape[1] * dry_loss.sum()) / (
+                    (n + n_dry).sum() * taus.shape[1])
+            else:
+                loss = loss_ctx.sum() / (n.sum() * taus.shape[1])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -524,7 +558,42 @@ def fit(data: TrainingData, cfg: TrainConfig, progress: bool = False):
     return net, history
 
 
-def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict, dict]:
+def simulation_quantile_table(v: VariableData, apply_cfg: ApplyConfig, frequency: str
+                              ) -> np.ndarray:
+    """The calibration simulation's own quantiles, as the apply step ranks values: the
+    standardised anomalies from the seasonal mean and spread (``v.moments``), their empirical
+    quantile function within ``rank_window_days`` of each season node, at the apply step's
+    standard-normal scores; (points, nodes, z_levels), float32.
+
+    For a variable whose dry-day fraction is learned, the apply step takes the simulation's
+    side of the correction from this table rather than from the network (see
+    :func:`~atmocorrect.offline.apply.ml_correct_points`): a value's change from the
+    calibration climate at its quantile level is then measured against the same estimator that
+    gave it that level, as QDM does, and is exactly zero in the calibration period.
+    """
+    from scipy.special import ndtr
+
+    from .apply import moments_at
+
+    n_nodes = apply_cfg.nodes(frequency)
+    centres = (np.arange(n_nodes) + 0.5) / n_nodes
+    half = apply_cfg.rank_window_days / 365.25 / 2.0
+    if frequency in ("month", "year"):
+        half = max(half, 1.5 / 12.0)
+    tau = ndtr(np.linspace(-5.0, 5.0, apply_cfg.z_levels))
+    mean, spread = moments_at(v.moments, v.sim_season)
+    anom = (v.sim - mean) / spread
+    out = np.empty((anom.shape[1], n_nodes, tau.size), dtype=np.float32)
+    for k, centre in enumerate(centres):
+        window = anom[np.abs((v.sim_season - centre + 0.5) % 1.0 - 0.5) <= half]
+        with warnings.catch_warnings():  # a point without values: NaN, never used
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[:, k] = np.nanquantile(window, tau, axis=0, method="hazen").T
+    return out
+
+
+def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig,
+                       apply_cfg: ApplyConfig | None = None) -> tuple[dict, dict]:
     """The tensors of a checkpoint (weights ``net.*``, grid, point features, climatology
     moments, and for the transformer the climatology patches ``grid.patches`` and their
     padding mask ``grid.patch_mask``) and the hyperparameters they add (the token layout;
@@ -545,6 +614,15 @@ def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig) -> tuple[dict,
         tensors["grid.patches"] = torch.from_numpy(patches)
         tensors["grid.patch_mask"] = torch.from_numpy(patch_mask.astype(np.uint8))
         extra_hyper["tokens"] = token_layout(data, cfg.network).to_dict()
+    hurdles = [v for v in data.variables if uses_hurdle(v, cfg.network)]
+    if hurdles:  # the simulation's side of their correction (simulation_quantile_table)
+        apply_cfg = apply_cfg or ApplyConfig()
+        for v in hurdles:
+            tensors[f"simq.{v.name}"] = torch.from_numpy(
+                simulation_quantile_table(v, apply_cfg, data.frequency))
+        extra_hyper["simulation_quantiles"] = {
+            "nodes": apply_cfg.nodes(data.frequency), "z_min": -5.0, "z_max": 5.0,
+            "z_levels": apply_cfg.z_levels, "window_days": apply_cfg.rank_window_days}
     if data.slots:  # one correction per time of day: the network's variables are the slots'
         extra_hyper["diurnal"] = {"slots": list(data.slots),
                                   "times_of_day": describe_slots(data.slots)}
@@ -588,7 +666,7 @@ def train_offline(
     network = cfg.network.resolved(has_dry_days(data))
     cfg = dataclasses.replace(cfg, network=network)  # the manifest records what was used
     net, history = fit(data, cfg, progress=progress)
-    tensors, extra_hyper = checkpoint_tensors(net, data, cfg)
+    tensors, extra_hyper = checkpoint_tensors(net, data, cfg, apply_cfg)
     tail = history[-max(1, len(history) // 10):]
     manifest = Manifest(
         fields=tuple(
@@ -610,7 +688,8 @@ def train_offline(
         normalization={
             v.name: {"transform": v.transform, "offset": v.offset, "dry": v.dry,
                      "wet_threshold": v.wet_threshold, "mean": v.mean, "std": v.std,
-                     "lower": v.lower, "upper": v.upper}
+                     "lower": v.lower, "upper": v.upper,
+                     **({"hurdle": True} if uses_hurdle(v, cfg.network) else {})}
             for v in data.variables
         },
         provenance={
