@@ -597,9 +597,13 @@ class OfflineQuantileModel:
         if not self.hurdle(var):
             return self._forward(feats, np.broadcast_to(z[None, :], (feats.shape[0], z.size)),
                                  source)
-        p = self._forward(feats, np.zeros((feats.shape[0], 1)), "dry " + source)
-        return hurdle_quantiles(z, p, lambda z_wet: self._forward(feats, z_wet, source),
+        return hurdle_quantiles(z, self._dry(feats, source),
+                                lambda z_wet: self._forward(feats, z_wet, source),
                                 self.norm[var])
+
+    def _dry(self, feats: np.ndarray, source: str) -> np.ndarray:
+        """The learned dry-day fraction of ``source`` for rows of features, (rows,)."""
+        return self._forward(feats, np.zeros((feats.shape[0], 1)), "dry " + source)
 
     def dry_fraction(self, var: str, points: np.ndarray, nodes: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -609,24 +613,22 @@ class OfflineQuantileModel:
         out = np.empty((2, points.size, nodes.size))
         for rows, feats in self._feats_by_padding(var, points, nodes):
             for k, source in enumerate(SOURCES):
-                p = self._forward(feats, np.zeros((feats.shape[0], 1)), "dry " + source)
-                out[k, rows] = p.reshape(rows.size, nodes.size)
+                out[k, rows] = self._dry(feats, source).reshape(rows.size, nodes.size)
         return out[0], out[1]
 
     def delta(
         self, var: str, point: np.ndarray, season: np.ndarray, tau: np.ndarray
     ) -> np.ndarray:
-        """Correction (transformed units) for values at quantile levels ``tau``."""
+        """Correction (transformed units) for values at quantile levels ``tau``; variables
+        whose dry-day fraction is learned are corrected through :meth:`tables`."""
         from scipy.special import ndtri
 
-        z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6))[:, None]
-        feats = self._feats(var, point, season)
         if self.hurdle(var):
-            out = np.array([self._quantiles(var, feats[i:i + 1], z[i], "reference")[0, 0]
-                            - self._quantiles(var, feats[i:i + 1], z[i], "simulation")[0, 0]
-                            for i in range(z.shape[0])])
-        else:
-            out = self._forward(feats, z, "delta")[:, 0]
+            raise ModelError(f"variable {var!r} has a learned dry-day fraction: its correction "
+                             "comes from tables() (the simulation's side from the checkpoint's "
+                             "calibration quantiles)")
+        z = ndtri(np.clip(tau, 1e-6, 1 - 1e-6))[:, None]
+        out = self._forward(self._feats(var, point, season), z, "delta")[:, 0]
         return out * float(self.norm[var]["std"])
 
     def tables(
@@ -637,16 +639,15 @@ class OfflineQuantileModel:
         come from the stored calibration quantiles where the checkpoint has them
         (:meth:`empirical_simulation`), else from the network."""
         n = self.norm[var]
-        q_ref = np.empty((points.size, nodes.size, z.size))
-        q_sim = np.empty_like(q_ref)
+        stored = self.empirical_simulation(var)
+        sources = SOURCES[:1] if stored else SOURCES
+        out = np.empty((len(sources), points.size, nodes.size, z.size))
         for rows, feats in self._feats_by_padding(var, points, nodes):
-            shape = (rows.size, nodes.size, z.size)
-            q_ref[rows] = self._quantiles(var, feats, z, "reference").reshape(shape) * n["std"] + n["mean"]
-            if not self.empirical_simulation(var):
-                q_sim[rows] = self._quantiles(var, feats, z, "simulation").reshape(shape) * n["std"] + n["mean"]
-        if self.empirical_simulation(var):
-            q_sim = self._simulation_table(var, points, nodes, z)
-        return q_ref, q_sim
+            for k, source in enumerate(sources):
+                q = self._quantiles(var, feats, z, source)
+                out[k, rows] = q.reshape(rows.size, nodes.size, z.size) * n["std"] + n["mean"]
+        q_sim = self._simulation_table(var, points, nodes, z) if stored else out[1]
+        return out[0], q_sim
 
     def _feats_by_padding(self, var: str, points: np.ndarray, nodes: np.ndarray):
         """(rows of ``points``, their features at every season node), one group per padding
@@ -671,17 +672,13 @@ class OfflineQuantileModel:
         from scipy.special import ndtri
 
         z = ndtri((np.arange(levels) + 0.5) / levels)
-        if self.empirical_simulation(var):
+        if self.hurdle(var):  # composed quantile functions: through the tables
             q_ref, q_sim = self.tables(var, points, nodes, z)
             return (q_ref - q_sim).mean(axis=-1)
         out = np.empty((points.size, nodes.size))
         for rows, feats in self._feats_by_padding(var, points, nodes):
-            if self.hurdle(var):
-                d = (self._quantiles(var, feats, z, "reference")
-                     - self._quantiles(var, feats, z, "simulation")).mean(axis=1)
-            else:
-                zz = np.broadcast_to(z[None, :], (feats.shape[0], levels))
-                d = self._forward(feats, zz, "delta").mean(axis=1)
+            zz = np.broadcast_to(z[None, :], (feats.shape[0], levels))
+            d = self._forward(feats, zz, "delta").mean(axis=1)
             out[rows] = d.reshape(rows.size, nodes.size)
         return out * float(self.norm[var]["std"])
 

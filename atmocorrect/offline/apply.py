@@ -230,7 +230,7 @@ def ml_correct_points(
     T, n = y.shape
     n_nodes = cfg.nodes(frequency)
     nodes = (np.arange(n_nodes) + 0.5) / n_nodes
-    z = np.linspace(-5.0, 5.0, cfg.z_levels)
+    z = cfg.z_grid()
     # once per distinct point: ensemble members bring the same point several times
     distinct, per_column = np.unique(points, return_inverse=True)
     q_ref, q_sim = model.tables(var, distinct, nodes, z)
@@ -268,10 +268,8 @@ def ml_correct_points(
             m_app, s_app = moments_at(coef_app, season[era_rows])
             anom = (y[era_rows] - m_app) / s_app
             pos_t = np.searchsorted(era_rows, rows)
-            half = cfg.rank_window_days / 365.25 / 2.0
-            if frequency in ("month", "year"):  # the month and its neighbours at least
-                half = max(half, 1.5 / 12.0)
-            zq[rows] = ndtri(seasonal_ranks(anom, season[era_rows], pos_t, n_nodes, half))
+            zq[rows] = ndtri(seasonal_ranks(anom, season[era_rows], pos_t, n_nodes,
+                                            cfg.rank_half_width(frequency)))
         else:
             for j in range(n):
                 idx = np.full(rows.size, j)

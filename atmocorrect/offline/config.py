@@ -190,7 +190,7 @@ class NetworkConfig:
         >>> NetworkConfig().resolved(has_dry_days=False).hurdle
         False
         """
-        out = self if self.hurdle == (self.hurdle and has_dry_days) else dataclasses.replace(
+        out = self if has_dry_days or not self.hurdle else dataclasses.replace(
             self, hurdle=False)
         if out.ramps:
             return out
@@ -342,6 +342,20 @@ class ApplyConfig:
 
     def nodes(self, frequency: str) -> int:
         return 12 if frequency in ("month", "year") else self.season_nodes
+
+    def z_grid(self) -> np.ndarray:
+        """The standard-normal scores the quantile functions are tabulated at."""
+        return np.linspace(-5.0, 5.0, self.z_levels)
+
+    def rank_half_width(self, frequency: str) -> float:
+        """Half the seasonal window a value is ranked in, as a fraction of a year (at least
+        the month and its neighbours for monthly data).
+
+        >>> round(ApplyConfig().rank_half_width("day") * 365.25, 1), ApplyConfig().rank_half_width("month")
+        (45.5, 0.125)
+        """
+        half = self.rank_window_days / 365.25 / 2.0
+        return max(half, 1.5 / 12.0) if frequency in ("month", "year") else half
 
 
 def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:

@@ -577,10 +577,8 @@ def simulation_quantile_table(v: VariableData, apply_cfg: ApplyConfig, frequency
 
     n_nodes = apply_cfg.nodes(frequency)
     centres = (np.arange(n_nodes) + 0.5) / n_nodes
-    half = apply_cfg.rank_window_days / 365.25 / 2.0
-    if frequency in ("month", "year"):
-        half = max(half, 1.5 / 12.0)
-    tau = ndtr(np.linspace(-5.0, 5.0, apply_cfg.z_levels))
+    half = apply_cfg.rank_half_width(frequency)
+    tau = ndtr(apply_cfg.z_grid())
     mean, spread = moments_at(v.moments, v.sim_season)
     anom = (v.sim - mean) / spread
     out = np.empty((anom.shape[1], n_nodes, tau.size), dtype=np.float32)
@@ -620,8 +618,10 @@ def checkpoint_tensors(net, data: TrainingData, cfg: TrainConfig,
         for v in hurdles:
             tensors[f"simq.{v.name}"] = torch.from_numpy(
                 simulation_quantile_table(v, apply_cfg, data.frequency))
+        z = apply_cfg.z_grid()
         extra_hyper["simulation_quantiles"] = {
-            "nodes": apply_cfg.nodes(data.frequency), "z_min": -5.0, "z_max": 5.0,
+            "nodes": apply_cfg.nodes(data.frequency), "z_min": float(z[0]),
+            "z_max": float(z[-1]),
             "z_levels": apply_cfg.z_levels, "window_days": apply_cfg.rank_window_days}
     if data.slots:  # one correction per time of day: the network's variables are the slots'
         extra_hyper["diurnal"] = {"slots": list(data.slots),
