@@ -547,7 +547,7 @@ def _crop_aux(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, tol: float,
     return out
 
 
-def _cells_of(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+def cells_of(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray, float]:
     """Latitude and longitude of every cell of ``sim`` and the tolerance within which an
     input cell is one of them (half the distance between neighbouring cells: half the
     smaller grid step of a regular grid)."""
@@ -771,7 +771,7 @@ def correct_file(req: CorrectionRequest) -> Path:
         dims = horizontal_dims(pair.sim)
         if any(pair.sim.sizes[d] != ds.sizes.get(d) for d in dims) and \
                 pair_cfg.outside == "drop":
-            ds = crop_to_cells(ds, *_cells_of(pair.sim), source)
+            ds = crop_to_cells(ds, *cells_of(pair.sim), source)
         require_period(pair.sim, calibration, f"the historical simulation {', '.join(map(str, historical))}")
         require_period(pair.ref, calibration, f"the reference {', '.join(map(str, reference))}")
         obs_all = select_years(pair.ref, calibration, "the reference")

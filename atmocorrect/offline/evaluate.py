@@ -114,6 +114,18 @@ def _wet_day_threshold(var: str, units: str | None) -> float | None:
     return None
 
 
+def event_thresholds(var: str, units: str | None, attrs: Mapping[str, Any]
+                     ) -> tuple[float | None, float | None]:
+    """The frost-day and wet-day thresholds of ``var`` in ``units`` (None: not counted), as
+    the evaluation counts them: 273.15 K or 0 degC for temperatures, 1 mm/day for
+    precipitation in mm day-1.
+
+    >>> event_thresholds("tas", "K", {}), event_thresholds("pr", "mm day-1", {})
+    ((273.15, None), (None, 1.0))
+    """
+    return _frost_threshold(var, units, attrs), _wet_day_threshold(var, units)
+
+
 def display_units(units: str) -> tuple[float, str]:
     """Scale factor and units the metrics are reported in: precipitation fluxes in
     mm day-1 (a table of 1e-5 kg m-2 s-1 would read 0.000), everything else as stored.
@@ -130,9 +142,9 @@ def _same_cells(ds, cells: xr.Dataset, source: str):
     """``ds`` cropped to the cells of ``cells`` (the evaluated simulation, inside the
     reference box): rows and columns of a regular grid, a block of a curvilinear grid, or
     points (see :func:`~atmocorrect.offline.apply.crop_to_cells`)."""
-    from .apply import _cells_of, crop_to_cells
+    from .apply import cells_of, crop_to_cells
 
-    return crop_to_cells(ds, *_cells_of(cells), source)
+    return crop_to_cells(ds, *cells_of(cells), source)
 
 
 def _paths(p: str | Sequence[str]) -> str | list[str]:
@@ -208,8 +220,7 @@ def evaluate(spec: EvaluationSpec) -> dict[str, Any]:
             labels, s3 = _by_member(sim[var])
             s3, r = s3 * scale, _flat(_grid_like(ref[var], sim[var])) * scale
             units[var] = u
-            thr = _frost_threshold(var, u, sim[var].attrs)
-            wet = _wet_day_threshold(var, u)
+            thr, wet = event_thresholds(var, u, sim[var].attrs)
             per_member = member_metrics(s3, r, times_s, times_r, pair.frequency, thr, wet)
             m = mean_over_members(per_member)
             if labels:

@@ -37,9 +37,20 @@ from atmocorrect.data import samples  # noqa: E402
 from atmocorrect.data.pairs import PairConfig, load_pair  # noqa: E402
 from atmocorrect.data.readers import open_dataset  # noqa: E402
 from atmocorrect.data.timeaxis import format_period, season_position, years  # noqa: E402
-from atmocorrect.offline.apply import load_offline_model, ml_correct_points  # noqa: E402
+from atmocorrect.offline.apply import (  # noqa: E402
+    cells_of,
+    crop_to_cells,
+    load_offline_model,
+    ml_correct_points,
+)
 from atmocorrect.offline.classical import correct_block  # noqa: E402
-from atmocorrect.offline.config import ApplyConfig, NetworkConfig, TrainConfig  # noqa: E402
+from atmocorrect.offline.config import (  # noqa: E402
+    ApplyConfig,
+    NetworkConfig,
+    TrainConfig,
+    physical_bounds,
+)
+from atmocorrect.offline.evaluate import display_units, event_thresholds  # noqa: E402
 from atmocorrect.offline.metrics import METRICS, TimeInfo, marginal_metrics, score  # noqa: E402
 from atmocorrect.offline.train import train_offline  # noqa: E402
 
@@ -68,16 +79,25 @@ def run(args: argparse.Namespace) -> dict:
     fut = args.future if args.future is not None else (
         data / samples.DAILY_SCENARIO if args.historical is None else None)
     var = args.variable
-    pair = load_pair([hist], [ref], PairConfig(variables=(var,)))
+    pair_cfg = PairConfig(variables=(var,), outside=args.outside,
+                          accumulation_period=args.accumulation_period)
+    pair = load_pair([hist], [ref], pair_cfg)
     freq = pair.frequency
+    units = str(pair.sim[var].attrs.get("units", ""))
+    bounds = physical_bounds(var, units)
+    # every method works in the data's units; the metrics are taken in the evaluation's
+    # (precipitation in mm/day), with its frost- and wet-day thresholds
+    scale, shown = display_units(units)
+    frost, wet = event_thresholds(var, shown, pair.sim[var].attrs)
     xs, xr_ = _flat(pair.sim[var]), _flat(pair.ref[var])
     ts, tr = pair.sim["time"].values, pair.ref["time"].values
     ys, yr = years(ts), years(tr)
     ss = season_position(ts, freq)
-    frost = 273.15 if var in ("tas", "tasmin", "tasmax", "t2m") else None
     xf = tf = None
     if fut is not None:
         fds = open_dataset(fut)
+        if args.outside == "drop":  # the pair's cells (inside the reference box) only
+            fds = crop_to_cells(fds, *cells_of(pair.sim), str(fut))
         xf, tf = _flat(fds[var]), fds["time"].values
     variants = {"ml": ApplyConfig()}
     for item in args.variant:
@@ -103,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
         for tv, kw in train_variants.items():
             ckpt = args.out / f"{split}_{format_period(cal)}{'_' + tv if tv else ''}"
             if args.retrain or not (ckpt / "manifest.json").exists():
-                train_offline([hist], [ref], ckpt, PairConfig(variables=(var,)),
+                train_offline([hist], [ref], ckpt, pair_cfg,
                               TrainConfig(calibration=cal, steps=args.steps, **kw))
             models[tv] = load_offline_model(ckpt)[1]
         model = models[""]
@@ -114,28 +134,32 @@ def run(args: argparse.Namespace) -> dict:
         ti_v, ti_r = TimeInfo.of(ts[rv_s], freq), TimeInfo.of(tr[rv_r], freq)
         out: dict = {"raw": xs[rv_s]}
         out["qdm"] = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xs[rv_s],
-                                   tr[rc_r], ts[rc_s], ts[rv_s])
+                                   tr[rc_r], ts[rc_s], ts[rv_s], bounds)
         for name, acfg in variants.items():
             mdl = models.get(name, model)
             out[name] = ml_correct_points(mdl, var, xs[rv_s], pts, ss[rv_s], ys[rv_s],
                                           acfg, freq)
-        res = {m: marginal_metrics(v, xr_[rv_r], ti_v, ti_r, freq, frost)
+        res = {m: marginal_metrics(v * scale, xr_[rv_r] * scale, ti_v, ti_r, freq, frost,
+                                   wet)
                for m, v in out.items()}
         if xf is not None:
             sf, yf = season_position(tf, freq), years(tf)
-            raw_sig = np.mean(xf.mean(0) - xs[rc_s].mean(0))
+
+            def signal(base: np.ndarray, future: np.ndarray) -> float:
+                return float(np.mean(future.mean(0) - base.mean(0)) * scale)
+
+            raw_sig = signal(xs[rc_s], xf)
             res["raw"]["cc_signal_change"] = 0.0
             base_q = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xs[rc_s],
-                                   tr[rc_r], ts[rc_s], ts[rc_s])
+                                   tr[rc_r], ts[rc_s], ts[rc_s], bounds)
             fut_q = correct_block("qdm", var, freq, xr_[rc_r], xs[rc_s], xf,
-                                  tr[rc_r], ts[rc_s], tf)
-            res["qdm"]["cc_signal_change"] = float(
-                np.mean(fut_q.mean(0) - base_q.mean(0)) - raw_sig)
+                                  tr[rc_r], ts[rc_s], tf, bounds)
+            res["qdm"]["cc_signal_change"] = signal(base_q, fut_q) - raw_sig
             for name, acfg in variants.items():
                 mdl = models.get(name, model)
                 b = ml_correct_points(mdl, var, xs[rc_s], pts, ss[rc_s], ys[rc_s], acfg, freq)
                 f = ml_correct_points(mdl, var, xf, pts, sf, yf, acfg, freq)
-                res[name]["cc_signal_change"] = float(np.mean(f.mean(0) - b.mean(0)) - raw_sig)
+                res[name]["cc_signal_change"] = signal(b, f) - raw_sig
         results[split] = {"calibration": format_period(cal), "validation": format_period(val),
                           "metrics": res}
         print(f"\n### {split}: calibrate {format_period(cal)}, validate {format_period(val)}"
@@ -172,7 +196,8 @@ def table(res: dict) -> str:
 
 
 def summary(results: dict, variants: list[str]) -> str:
-    keys = [k for k in KEYS if k[0] != "lag1_anomaly_autocorr_diff"]
+    present = {k for r in results.values() for m in r["metrics"].values() for k in m}
+    keys = [k for k in KEYS if k[0] != "lag1_anomaly_autocorr_diff" and k[0] in present]
     lines = ["| split | variant | " + " | ".join(lab for _, lab, _ in keys) + " | wins |",
              "|---" * (len(keys) + 3) + "|"]
     for split, r in results.items():
@@ -198,6 +223,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reference", type=Path)
     p.add_argument("--future", type=Path)
     p.add_argument("--variable", default="tas")
+    p.add_argument("--outside", choices=("error", "drop"), default="error",
+                   help="simulation cells outside the reference box: error or drop (keep "
+                   "the cells inside), as for run_offline_demo.py")
+    p.add_argument("--accumulation-period", type=float, default=None, metavar="SECONDS",
+                   help="seconds an accumulated reference amount (ERA5 tp in m) refers to, "
+                   "when its time axis does not say (daily files: 86400)")
     p.add_argument("--splits", default="all",
                    help="all, inner, outer or a comma-separated list of split names")
     p.add_argument("--variant", action="append", default=[],
