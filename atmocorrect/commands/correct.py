@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.pairs import PairConfig
     from ..data.timeaxis import parse_period
     from ..offline.apply import CorrectionRequest, check_paths, correct_file
-    from ..offline.config import ApplyConfig, TrainConfig, parse_mapping
+    from ..offline.config import TrainConfig, parse_mapping
     from ..offline.train import train_offline
 
     started = time.perf_counter()
@@ -135,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.method == "ml" and args.model and not Path(args.model).exists():
         raise UsageError(f"checkpoint {args.model} does not exist; train one (add --train with "
                          "--historical, --reference and --variables)")
-    apply_cfg = None
-    if args.chunk_points or args.threads != 1:
-        apply_cfg = ApplyConfig(chunk_points=args.chunk_points or ApplyConfig.chunk_points,
-                                threads=max(1, args.threads))
+    # how to run, not what to compute: the checkpoint's own apply settings stay
+    execution = {"threads": max(1, args.threads)}
+    if args.chunk_points:
+        execution["chunk_points"] = args.chunk_points
     overrides = {"reference_names": names, "outside": args.outside,
                  "convert_calendar": args.convert_calendar,
                  "accumulation_period": args.accumulation_period}
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         variables=tuple(args.variables),
         period=parse_period(args.period) if args.period else None,
         calibration=calibration,
-        apply=apply_cfg,
+        apply_overrides=execution,
         overwrite=args.overwrite,
         progress=not args.quiet and sys.stderr.isatty(),
         command=shlex.join(["atmocorrect", "correct", *sys.argv[2:]])

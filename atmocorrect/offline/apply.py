@@ -64,7 +64,13 @@ from .climatology import (
     fit_columns,
     fit_moments,
 )
-from .config import DIURNAL, METHODS, ApplyConfig, physical_bounds
+from .config import (
+    DIURNAL,
+    METHODS,
+    ApplyConfig,
+    checkpoint_apply_config,
+    physical_bounds,
+)
 from .diurnal import describe_slots, input_slot_rows, slot_name
 from .wetdays import jitter_dry, restore_dry
 
@@ -87,6 +93,10 @@ class CorrectionRequest:
         Sub-daily data and a classical method: ``slots`` adjusts each time of day on its own
         (:func:`~atmocorrect.offline.classical.classical_slots`), ``pooled`` all hours at once.
         Daily and monthly data, and ``ml`` (whose checkpoint decides), are not affected.
+    apply, apply_overrides:
+        ``apply``: every setting of the apply step; None: the settings the checkpoint was
+        written with (:func:`~atmocorrect.offline.config.checkpoint_apply_config`), with
+        ``apply_overrides`` (``chunk_points``, ``threads``: how, not what) replacing theirs.
     """
 
     method: str
@@ -99,6 +109,7 @@ class CorrectionRequest:
     period: tuple[int, int] | None = None
     calibration: tuple[int, int] | None = None
     apply: ApplyConfig | None = None
+    apply_overrides: Mapping[str, Any] | None = None
     overwrite: bool = False
     progress: bool = False
     command: str | None = None
@@ -242,12 +253,16 @@ def ml_correct_points(
         # from the calibration climate at its level is exact (zero in the calibration), as
         # in QDM. The mean needs no pinning then; pinned in the log space of a variable with
         # dry days (whose dry draws are random) it changed the climate-change signal.
-        delta_tab = (smooth_season(q_ref, cfg.season_smoothing_days, axis=1)
-                     - q_sim)[per_column]
+        delta_tab = (_smooth_quantiles(model, var, q_ref, cfg) - q_sim)[per_column]
         dbar_nodes = np.zeros((n, n_nodes))
         mean_adjust = "none"
     else:
-        delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days, axis=1)[per_column]
+        if _smooths_in_physical_space(model, var, cfg):
+            delta_tab = (_smooth_quantiles(model, var, q_ref, cfg)
+                         - _smooth_quantiles(model, var, q_sim, cfg))[per_column]
+        else:  # a linear average: the same as averaging each side
+            delta_tab = smooth_season(q_ref - q_sim, cfg.season_smoothing_days,
+                                      axis=1)[per_column]
         dbar_nodes = smooth_season(model.mean_delta(var, distinct, nodes),
                                    cfg.season_smoothing_days, axis=1)[per_column]
     pos = season * n_nodes - 0.5
@@ -350,6 +365,28 @@ def interp_uniform(x: np.ndarray, grid: np.ndarray, table: np.ndarray,
     frac = pos - i0
     out = table[cols, i0] * (1.0 - frac) + table[cols, i0 + 1] * frac
     return np.where(finite, out, np.nan)
+
+
+def _smooths_in_physical_space(model: Any, var: str, cfg: ApplyConfig) -> bool:
+    """Whether ``var``'s quantile tables are averaged over the season in its units: for a
+    transformed variable (log, logit) with ``cfg.smoothing_space == "physical"``; in the
+    learned space otherwise (where, untransformed, it is the same average)."""
+    transform = model.norm[var].get("transform", "identity")
+    return cfg.smoothing_space == "physical" and transform != "identity"
+
+
+def _smooth_quantiles(model: Any, var: str, table: np.ndarray, cfg: ApplyConfig
+                      ) -> np.ndarray:
+    """A quantile table (points, season nodes, z) in the learned space, averaged over
+    ``cfg.season_smoothing_days`` of season (in the variable's units when
+    :func:`_smooths_in_physical_space`: the average of quantile functions there is the
+    distribution whose mean is the average of the means; in log space it would be a
+    geometric average, which lowers the upper tail and the mean)."""
+    days = cfg.season_smoothing_days
+    if not _smooths_in_physical_space(model, var, cfg):
+        return smooth_season(table, days, axis=1)
+    physical = model.inverse_transform(var, table)
+    return model.forward_transform(var, smooth_season(physical, days, axis=1))
 
 
 def smooth_season(table: np.ndarray, days: float, axis: int) -> np.ndarray:
@@ -673,13 +710,16 @@ def correct_file(req: CorrectionRequest) -> Path:
     manifest, model = None, None
     if req.model is not None:
         if req.method == "ml":
-            manifest, model = load_offline_model(req.model, threads=(req.apply or ApplyConfig()).threads)
+            threads = (req.apply.threads if req.apply is not None
+                       else dict(req.apply_overrides or {}).get("threads", ApplyConfig.threads))
+            manifest, model = load_offline_model(req.model, threads=threads)
         else:
             manifest = read_manifest(req.model)
     elif req.method == "ml":
         raise UsageError("--method ml needs --model DIR (a checkpoint from training)")
-    apply_cfg = req.apply or ApplyConfig(**(manifest.hyperparameters.get("apply", {})
-                                            if manifest else {}))
+    apply_cfg = req.apply or dataclasses.replace(
+        checkpoint_apply_config(manifest.hyperparameters.get("apply")) if manifest
+        else ApplyConfig(), **(req.apply_overrides or {}))
     ds = open_inputs(req.inputs, chunks=None)
     layout = ds.encoding.get("atmocorrect_layout")
     time_encoding = ds.encoding.get("time_encoding", {})

@@ -297,6 +297,13 @@ class ApplyConfig:
     season_smoothing_days:
         Width of a circular moving average of the learned correction over the season (0: the
         network's own seasonal resolution).
+    smoothing_space:
+        Where the quantile functions are averaged over the season: ``physical`` (default;
+        in the variable's units, then transformed back: the average of quantile functions
+        there is the distribution whose mean is the average of the means) or
+        ``transformed`` (in the space the correction is learned in; for a log-transformed
+        variable a geometric average, which lowers the upper tail and the mean; the
+        behaviour until 2026-12-07). The same for untransformed variables (temperature).
     rank:
         How a value's quantile level within its own era is found: ``empirical`` (the rank of
         its standardised anomaly among the era's values in a seasonal window, as QDM does) or
@@ -319,6 +326,7 @@ class ApplyConfig:
     season_nodes: int = 73
     z_levels: int = 201
     season_smoothing_days: float = 31.0
+    smoothing_space: str = "physical"
     rank: str = "empirical"
     rank_window_days: float = 91.0
     mean_adjust: str = "harmonic"
@@ -329,6 +337,9 @@ class ApplyConfig:
     def __post_init__(self) -> None:
         if self.window_years < 1 or self.season_nodes < 1 or self.z_levels < 16:
             raise UsageError("window_years, season_nodes must be >= 1 and z_levels >= 16")
+        if self.smoothing_space not in ("physical", "transformed"):
+            raise UsageError("smoothing_space must be physical or transformed, got "
+                             f"{self.smoothing_space!r}")
         if self.rank not in ("empirical", "parametric"):
             raise UsageError(f"rank must be empirical or parametric, got {self.rank!r}")
         if self.mean_adjust not in ("harmonic", "blocks", "none"):
@@ -356,6 +367,22 @@ class ApplyConfig:
         """
         half = self.rank_window_days / 365.25 / 2.0
         return max(half, 1.5 / 12.0) if frequency in ("month", "year") else half
+
+
+def checkpoint_apply_config(stored: Mapping[str, Any] | None) -> ApplyConfig:
+    """The apply settings a checkpoint was written with (its ``hyperparameters["apply"]``).
+
+    Settings added after it was written take the value that reproduces its corrections:
+    ``smoothing_space = "transformed"`` for checkpoints from before 2026-12-07.
+
+    >>> checkpoint_apply_config({"window_years": 31}).smoothing_space
+    'transformed'
+    >>> checkpoint_apply_config({"smoothing_space": "physical"}).smoothing_space
+    'physical'
+    """
+    settings: dict[str, Any] = {"smoothing_space": "transformed"}
+    settings.update(stored or {})
+    return ApplyConfig(**settings)
 
 
 def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
