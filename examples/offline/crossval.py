@@ -16,6 +16,10 @@ cached in ``--out``) and applied with every ``--variant`` of :class:`ApplyConfig
 
     OMP_NUM_THREADS=1 python examples/offline/crossval.py                  # all splits
     OMP_NUM_THREADS=1 python examples/offline/crossval.py --splits inner   # design splits only
+    # another pair, e.g. daily precipitation against ERA5 daily tp (m per day):
+    OMP_NUM_THREADS=1 python examples/offline/crossval.py --historical pr_day.nc \
+        --reference tp_day.nc --future pr_ssp.nc --variable pr --outside drop \
+        --accumulation-period 86400
 """
 
 from __future__ import annotations
@@ -217,12 +221,21 @@ def summary(results: dict, variants: list[str]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--historical", type=Path)
-    p.add_argument("--reference", type=Path)
-    p.add_argument("--future", type=Path)
-    p.add_argument("--variable", default="tas")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=None,
+                   help="the shared sample data folder (default: ATMOCORRECT_SAMPLE_DATA or "
+                   "../shared/data), for the shipped daily tas pair")
+    p.add_argument("--historical", type=Path,
+                   help="historical simulation file (default: the shipped IPSL-CM6A-LR tas)")
+    p.add_argument("--reference", type=Path,
+                   help="reference file, e.g. ERA5 (default: the shipped ERA5 t2m)")
+    p.add_argument("--future", type=Path,
+                   help="scenario file for the climate-change signal rows (default with the "
+                   "shipped pair: its SSP5-8.5 run; with --historical: none)")
+    p.add_argument("--variable", default="tas", help="simulation variable (default tas)")
     p.add_argument("--outside", choices=("error", "drop"), default="error",
                    help="simulation cells outside the reference box: error or drop (keep "
                    "the cells inside), as for run_offline_demo.py")
@@ -237,10 +250,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='NAME=JSON of TrainConfig fields, trained per split, e.g. '
                    'detrend=\'{"detrend": true}\' or transformer=\'{"network": {"trunk": '
                    '"transformer"}, "seed": 1}\'')
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--retrain", action="store_true")
-    p.add_argument("--out", type=Path, default=REPO / "runs" / "offline" / "cv")
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps,
+                   help=f"training steps per split (default {TrainConfig.steps})")
+    p.add_argument("--retrain", action="store_true",
+                   help="train again even where --out holds a checkpoint for the split")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "offline" / "cv",
+                   help="where the per-split checkpoints are kept (default runs/offline/cv)")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write every split's metrics to this JSON file")
     return p.parse_args(argv)
 
 
