@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Split-sample validation of the offline corrections: raw, ibicus QDM and ``ml`` on several
+r"""Split-sample validation of the offline corrections: raw, ibicus QDM and ``ml`` on several
 calibration/validation splits of one reference/simulation pair.
 
 The design of the learned correction is judged on the *inner* splits, which lie entirely inside
