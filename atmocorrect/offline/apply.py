@@ -707,19 +707,15 @@ def _pair_config_from(manifest: Manifest | None, variables: Sequence[str],
 def correct_file(req: CorrectionRequest) -> Path:
     """Run one correction; returns the output path."""
     output = check_paths(req.inputs, req.output, req.overwrite)
-    manifest, model = None, None
-    if req.model is not None:
-        if req.method == "ml":
-            threads = (req.apply.threads if req.apply is not None
-                       else dict(req.apply_overrides or {}).get("threads", ApplyConfig.threads))
-            manifest, model = load_offline_model(req.model, threads=threads)
-        else:
-            manifest = read_manifest(req.model)
-    elif req.method == "ml":
+    if req.model is None and req.method == "ml":
         raise UsageError("--method ml needs --model DIR (a checkpoint from training)")
+    manifest = read_manifest(req.model) if req.model is not None else None
     apply_cfg = req.apply or dataclasses.replace(
         checkpoint_apply_config(manifest.hyperparameters.get("apply")) if manifest
         else ApplyConfig(), **(req.apply_overrides or {}))
+    model = None
+    if req.method == "ml":
+        manifest, model = load_offline_model(req.model, threads=apply_cfg.threads)
     ds = open_inputs(req.inputs, chunks=None)
     layout = ds.encoding.get("atmocorrect_layout")
     time_encoding = ds.encoding.get("time_encoding", {})
