@@ -73,9 +73,9 @@ def dry_quantiles(u: np.ndarray, norm: Mapping[str, Any]) -> np.ndarray:
     >>> dry_quantiles(np.array([0.0, 0.5, 1.0]), n).round(3).tolist()  # log(0.01 .. 1)
     [-4.605, -2.303, 0.0]
     """
-    from ..offline.wetdays import JITTER_DECADES
+    from ..offline.wetdays import dry_draws
 
-    x = float(norm["wet_threshold"]) * np.exp(JITTER_DECADES * np.log(10.0) * (u - 1.0))
+    x = dry_draws(u, float(norm["wet_threshold"]))
     return (np.log(x + float(norm["offset"])) - float(norm["mean"])) / float(norm["std"])
 
 

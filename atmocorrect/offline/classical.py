@@ -36,7 +36,14 @@ import numpy as np
 
 from ..errors import UsageError
 from .config import DIURNAL, clip_to_bounds
-from .diurnal import describe_slots, input_slot_rows, pair_slots, source_files, step_seconds
+from .diurnal import (
+    constant_columns,
+    describe_slots,
+    input_slot_rows,
+    pair_slots,
+    source_files,
+    step_seconds,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -254,7 +261,7 @@ def correct_block(
         # a time of day at which both are constant (night-time radiation: 0) has no
         # distribution to map (ibicus's ratios would be 0 / 0): shifted by the difference
         # of the constants, i.e. left as it is where they agree
-        const = _constant_columns(obs[o]) & _constant_columns(hist[h])
+        const = constant_columns(obs[o]) & constant_columns(hist[h])
         if const.any():
             shift = np.nanmax(obs[o][:, const], 0) - np.nanmax(hist[h][:, const], 0)
             block[:, const] = fut[np.ix_(f, np.flatnonzero(const))] + shift
@@ -268,18 +275,6 @@ def correct_block(
                    f"at {describe_slots([part.seconds])}")
         out[f] = block
     return clip_to_bounds(out, *bounds)
-
-
-def _constant_columns(x: np.ndarray) -> np.ndarray:
-    """Columns of ``x`` (time, points) with finite values that are all equal.
-
-    >>> _constant_columns(np.array([[0.0, 1.0, np.nan], [0.0, 2.0, np.nan]])).tolist()
-    [True, False, False]
-    """
-    finite = np.isfinite(x).any(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        return finite & (np.nanmax(x, 0) == np.nanmin(x, 0))
 
 
 def _warn_lost(out: np.ndarray, fut: np.ndarray, obs: np.ndarray, hist: np.ndarray,

@@ -26,6 +26,7 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -242,3 +243,15 @@ def pair_slots(pair: Pair, var: str, sim: xr.DataArray, ref: xr.DataArray, step:
         sim["time"].values, ref["time"].values, step, source_files(pair, "simulation", var),
         source_files(pair, "reference", var), stamp_offset=stamp_offset(pair, var, step),
         ref_offset=step if as_read and ends_its_step(ref) else 0)
+
+
+def constant_columns(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` (time, points) with finite values that are all equal.
+
+    >>> constant_columns(np.array([[0.0, 1.0, np.nan], [0.0, 2.0, np.nan]])).tolist()
+    [True, False, False]
+    """
+    finite = np.isfinite(x).any(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return finite & (np.nanmax(x, 0) == np.nanmin(x, 0))

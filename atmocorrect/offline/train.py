@@ -53,7 +53,14 @@ from .config import (
     parse_mapping,
     physical_bounds,
 )
-from .diurnal import describe_slots, pair_slots, slot_name, source_files, step_seconds
+from .diurnal import (
+    constant_columns,
+    describe_slots,
+    pair_slots,
+    slot_name,
+    source_files,
+    step_seconds,
+)
 from .features import PATCH_MONTHS, climatology_patches, join_slot_patches, point_features
 from .wetdays import jitter_dry, wet_threshold
 
@@ -213,10 +220,7 @@ def _refuse_constant_slot(x: np.ndarray, name: str, units: str, role: str, where
     finite = np.isfinite(x).any(0)
     if "@" not in name or not finite.any():
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        const = finite & (np.nanmax(x, 0) == np.nanmin(x, 0))
-    if const.sum() < finite.sum():
+    if constant_columns(x).sum() < finite.sum():
         return
     raise DataError(
         f"{role} {where}: variable {name!r} is constant ({float(np.nanmax(x)):g} {units} at "

@@ -92,6 +92,16 @@ def draw_seed(seed: int, point: int, slot: int = 0) -> list[int]:
     return [int(seed), int(point)] + ([int(slot)] if slot else [])
 
 
+def dry_draws(u: np.ndarray, threshold: float) -> np.ndarray:
+    """The dry-day values at uniform levels ``u`` in [0, 1]: log-uniform in
+    ``(threshold / 100, threshold)`` (:data:`JITTER_DECADES` decades below it).
+
+    >>> dry_draws(np.array([0.0, 0.5, 1.0]), 1.0).round(3).tolist()
+    [0.01, 0.1, 1.0]
+    """
+    return threshold * np.exp(JITTER_DECADES * np.log(10.0) * (np.asarray(u) - 1.0))
+
+
 def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = _SEED,
                slot: int = 0) -> np.ndarray:
     """``x`` (time, points) with values below ``threshold`` replaced by log-uniform values in
@@ -112,7 +122,7 @@ def jitter_dry(x: np.ndarray, threshold: float, points: np.ndarray, seed: int = 
         col = out[:, j]
         dry = np.isfinite(col) & (col < threshold)
         u = np.random.default_rng(draw_seed(seed, int(p), slot)).uniform(0.0, 1.0, col.shape[0])
-        col[dry] = threshold * np.exp(JITTER_DECADES * np.log(10.0) * (u[dry] - 1.0))
+        col[dry] = dry_draws(u[dry], threshold)
     return out
 
 
