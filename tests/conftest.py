@@ -40,6 +40,15 @@ def open_cftime(path: Path):
     return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
 
 
+def era5_daily_t2m(sample_data: Path, years: slice):
+    """The shipped ERA5 daily ``t2m`` over 9-11E in ``years``, loaded, times as cftime: the
+    real daily means around which the hourly test references are built."""
+    from atmocorrect.data import samples
+
+    return open_cftime(sample_data / samples.DAILY_REFERENCE)["t2m"].sel(
+        time=years, lon=slice(9, 11)).load()
+
+
 def write_cftime(ds, path: Path, units: str) -> Path:
     """``ds`` written to ``path`` with integer times in ``units`` of the proleptic Gregorian
     calendar (exact stamps, whatever the step)."""

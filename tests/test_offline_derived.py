@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times
+from conftest import diurnal_anomaly, era5_daily_t2m, hourly_times
 
 from atmocorrect import cli
 from atmocorrect.data import samples
@@ -166,8 +166,7 @@ def _falling(t: xr.DataArray) -> xr.DataArray:
 @pytest.fixture(scope="module")
 def case(sample_data, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("derived")
-    daily = _open(sample_data / samples.DAILY_REFERENCE)["t2m"].sel(
-        time=YEARS, lon=slice(9, 11)).load()
+    daily = era5_daily_t2m(sample_data, YEARS)
     days = daily["time"].values
     rng = np.random.default_rng(1)
     anom = diurnal_anomaly(days, rng)[:, :, None, None]  # (days, 24, 1, 1), zero daily mean

@@ -26,7 +26,13 @@ import cftime
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times, open_cftime, write_cftime
+from conftest import (
+    diurnal_anomaly,
+    era5_daily_t2m,
+    hourly_times,
+    open_cftime,
+    write_cftime,
+)
 
 from atmocorrect.data import samples
 from atmocorrect.data.pairs import PairConfig, ends_its_step, load_pair
@@ -74,8 +80,7 @@ def _load(sim: Path, refs: list[Path], var: str, **kw):
 @pytest.fixture(scope="module")
 def case(sample_data, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("kinds")
-    daily = _open(sample_data / samples.DAILY_REFERENCE)["t2m"].sel(
-        time=YEARS, lon=slice(9, 11)).load()
+    daily = era5_daily_t2m(sample_data, YEARS)
     days = daily["time"].values
     times = hourly_times(days)
     anom = diurnal_anomaly(days, np.random.default_rng(3))[:, :, None, None]

@@ -21,7 +21,7 @@ import cftime
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import diurnal_anomaly, hourly_times
+from conftest import diurnal_anomaly, era5_daily_t2m, hourly_times
 
 from atmocorrect import cli
 from atmocorrect.data import samples
@@ -52,8 +52,7 @@ def _interp(da: xr.DataArray, sim: xr.Dataset) -> np.ndarray:
 @pytest.fixture(scope="module")
 def case(sample_data, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("subdaily")
-    daily = _open(sample_data / samples.DAILY_REFERENCE)["t2m"].sel(
-        time=YEARS, lon=slice(9, 11)).load()
+    daily = era5_daily_t2m(sample_data, YEARS)
     days = daily["time"].values
     # zero mean over the 24 hours: the daily mean of the hours is the real daily mean
     anom = diurnal_anomaly(days, np.random.default_rng(0))  # (days, 24)
